@@ -14,9 +14,6 @@
 namespace engine {
 namespace cpu {
 
-// Loops shorter than this run on one thread: forking costs more than it saves.
-constexpr int64_t kParallelGrain = 1 << 15;
-
 template <class T>
 void CpuKernels<T>::fill(T* x, int64_t n, T value) const {
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)

@@ -11,6 +11,9 @@
 
 namespace engine::cpu {
 
+// Loops shorter than this run on one thread: forking costs more than it saves.
+constexpr int64_t kParallelGrain = 1 << 15;
+
 template <class T>
 class CpuKernels final : public Kernels<T> {
  public:
