@@ -9,16 +9,9 @@
 #include <utility>
 #include <vector>
 
-namespace engine {
+#include "engine/splitmix64.h"
 
-// SplitMix64 step: a good 64-bit mixer, used for seeding and as the
-// counter-based hash of dropout (same input -> same output on any device).
-constexpr uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+namespace engine {
 
 // xoshiro256** (Blackman & Vigna), seeded through SplitMix64.
 class Generator {
