@@ -1,0 +1,94 @@
+#include "engine/io.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+namespace engine {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+[[noreturn]] void io_error(const std::string& what, const fs::path& path, int error) {
+  throw std::runtime_error(what + " " + path.string() + ": " + std::strerror(error));
+}
+
+// A fresh name beside the target, hidden (leading dot) and unique within this
+// process (counter) and across processes (pid), so parallel writers never share it.
+fs::path temporary_path_beside(const fs::path& target) {
+  static std::atomic<uint64_t> counter{0};
+  std::string name = ".";
+  name += target.filename().string();
+  name += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  return target.parent_path() / name;
+}
+
+void fsync_path(const fs::path& path, int flags, const fs::path& target) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) io_error("cannot write", target, errno);
+  const int status = ::fsync(fd);
+  const int error = errno;
+  ::close(fd);
+  if (status != 0) io_error("cannot write", target, error);
+}
+
+}  // namespace
+
+void write_file_atomic(const fs::path& path, const std::function<void(std::ostream&)>& write) {
+  if (path.filename().empty() || path.filename() == "." || path.filename() == "..")
+    throw std::runtime_error("cannot write " + path.string() + ": not a file name");
+  const fs::path temporary = temporary_path_beside(path);
+  // O_EXCL: never truncate a file that someone else created under this name.
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) io_error("cannot write", path, errno);
+  ::close(fd);
+  try {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    write(out);
+    out.close();
+    if (!out) throw std::runtime_error("cannot write " + path.string() + ": write failed (disk full?)");
+    fsync_path(temporary, O_RDONLY, path);  // contents on disk before the rename makes them visible
+    if (std::rename(temporary.c_str(), path.c_str()) != 0) io_error("cannot write", path, errno);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(temporary, ignored);
+    throw;
+  }
+  // Persist the rename itself. Best effort: the new file is already in place,
+  // and some file systems refuse fsync on directories.
+  const fs::path directory = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+}
+
+void write_file_atomic(const fs::path& path, std::span<const char> bytes) {
+  write_file_atomic(path, [&](std::ostream& out) {
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  });
+}
+
+std::vector<char> read_file(const fs::path& path) {
+  std::error_code error;
+  if (fs::is_directory(path, error)) throw std::runtime_error("cannot read " + path.string() + ": is a directory");
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) io_error("cannot read", path, errno);
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw std::runtime_error("cannot read " + path.string() + ": size unknown");
+  std::vector<char> bytes(static_cast<size_t>(size));
+  in.seekg(0);
+  if (!in.read(bytes.data(), size)) throw std::runtime_error("cannot read " + path.string() + ": read failed");
+  return bytes;
+}
+
+}  // namespace engine

@@ -1,0 +1,639 @@
+#include "engine/npz.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <stdexcept>
+
+#include "engine/io.h"
+
+namespace engine {
+
+// .npy stores little-endian data, which we copy byte for byte.
+static_assert(std::endian::native == std::endian::little, "npz: little-endian host assumed");
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---- dtypes -----------------------------------------------------------------------
+
+// A NumPy dtype string of the supported kinds, e.g. "<f4": byte order, kind
+// (b bool, i int, u uint, f float), itemsize in bytes.
+struct DtypeCode {
+  char kind = 0;
+  size_t itemsize = 0;
+};
+
+// The dtype code of a supported descr; nullopt for anything else.
+std::optional<DtypeCode> parse_descr(const std::string& descr) {
+  // '|' means "byte order not applicable"; NumPy accepts it, and '<', for any size.
+  if (descr.size() != 3 || (descr[0] != '<' && descr[0] != '|')) return std::nullopt;
+  const DtypeCode code{descr[1], static_cast<size_t>(descr[2] - '0')};
+  const bool valid_size = code.itemsize == 1 || code.itemsize == 2 || code.itemsize == 4 ||
+                          code.itemsize == 8;
+  const bool valid = code.kind == 'b'   ? code.itemsize == 1
+                     : code.kind == 'f' ? valid_size && code.itemsize >= 2
+                                        : (code.kind == 'i' || code.kind == 'u') && valid_size;
+  if (!valid) return std::nullopt;
+  return code;
+}
+
+// The spelling numpy itself writes: '|' for one-byte types, '<' otherwise.
+std::string canonical_descr(const DtypeCode& code) {
+  return std::string(1, code.itemsize == 1 ? '|' : '<') + code.kind + std::to_string(code.itemsize);
+}
+
+// "float32 ('<f4')" for messages.
+std::string describe_descr(const std::string& descr) {
+  const auto code = parse_descr(descr);
+  if (!code) return "'" + descr + "'";
+  const std::string bits = std::to_string(8 * code->itemsize);
+  const std::string name = code->kind == 'b' ? "bool"
+                           : code->kind == 'i' ? "int" + bits
+                           : code->kind == 'u' ? "uint" + bits
+                                              : "float" + bits;
+  return name + " ('" + descr + "')";
+}
+
+std::string descr_of(DType dtype) { return dtype == DType::f32 ? "<f4" : "<f8"; }
+
+// numel * itemsize when it equals `available`, checked without overflow: the
+// running product only grows (all dimensions >= 1 once a zero is ruled out).
+bool size_matches(const Shape& shape, size_t itemsize, uint64_t available) {
+  for (int64_t d : shape)
+    if (d == 0) return available == 0;
+  uint64_t bytes = itemsize;
+  for (int64_t d : shape) {
+    if (d < 0 || static_cast<uint64_t>(d) > available / bytes) return false;
+    bytes *= static_cast<uint64_t>(d);
+  }
+  return bytes == available;
+}
+
+// 'name' for messages, with bytes that are not printable ASCII as \xNN (a
+// damaged file may hold any bytes in its names).
+std::string quoted(const std::string& name) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out = "'";
+  for (const char c : name) {
+    const auto byte = static_cast<uint8_t>(c);
+    if (byte >= 0x20 && byte < 0x7f) out += c;
+    else out += std::string("\\x") + digits[byte >> 4] + digits[byte & 15];
+  }
+  return out + "'";
+}
+
+// ---- little-endian fields -------------------------------------------------------
+
+void put_u16(std::string& out, uint64_t v) {
+  for (int i = 0; i < 2; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+void put_u32(std::string& out, uint64_t v) {
+  for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+// Bounds-checked reads from a whole file; `context` opens every error message.
+class ByteView {
+ public:
+  ByteView(std::span<const char> bytes, std::string context)
+      : bytes_(bytes), context_(std::move(context)) {}
+
+  size_t size() const { return bytes_.size(); }
+  const std::string& context() const { return context_; }
+
+  std::span<const char> range(uint64_t at, uint64_t count, const std::string& what) const {
+    if (at > bytes_.size() || count > bytes_.size() - at)
+      fail(what + " runs past the end of the file (" + std::to_string(bytes_.size()) +
+           " bytes): truncated or corrupt");
+    return bytes_.subspan(at, count);
+  }
+  uint32_t u16(uint64_t at, const std::string& what) const { return little(range(at, 2, what)); }
+  uint32_t u32(uint64_t at, const std::string& what) const { return little(range(at, 4, what)); }
+
+  [[noreturn]] void fail(const std::string& message) const {
+    throw std::runtime_error(context_ + ": " + message);
+  }
+
+ private:
+  static uint32_t little(std::span<const char> b) {
+    uint32_t v = 0;
+    for (size_t i = b.size(); i-- > 0;) v = (v << 8) | static_cast<uint8_t>(b[i]);
+    return v;
+  }
+
+  std::span<const char> bytes_;
+  std::string context_;
+};
+
+// ---- NPY ----------------------------------------------------------------------------
+
+constexpr char kNpyMagic[] = "\x93NUMPY";
+constexpr size_t kNpyMagicSize = 6;
+constexpr size_t kNpyAlign = 64;  // numpy's ARRAY_ALIGN
+
+// "()", "(5,)", "(2, 3)": Python's tuple syntax, as numpy writes the shape.
+std::string python_tuple(const Shape& shape) {
+  if (shape.size() == 1) return "(" + std::to_string(shape[0]) + ",)";
+  return to_string(shape);
+}
+
+// Magic, version 1.0, header length, the dict, spaces and '\n' up to a multiple
+// of 64 bytes. Exactly numpy's layout: at least one space of padding (a full 64
+// when the dict would already end aligned).
+std::string npy_header(const NpyArray& array) {
+  std::string dict = "{'descr': '" + array.descr + "', 'fortran_order': False, 'shape': " +
+                     python_tuple(array.shape) + ", }";
+  const size_t preamble = kNpyMagicSize + 2 + 2;  // magic, version, u16 length
+  dict.append(kNpyAlign - (preamble + dict.size() + 1) % kNpyAlign, ' ');
+  dict += '\n';
+  if (dict.size() > 0xffff)
+    throw std::invalid_argument("npy header of shape " + to_string(array.shape) +
+                                " exceeds the 64 KiB of NPY version 1.0");
+  std::string header(kNpyMagic, kNpyMagicSize);
+  header += '\x01';  // major version
+  header += '\x00';  // minor version
+  put_u16(header, dict.size());
+  return header + dict;
+}
+
+// Parser of the header dict: a Python literal with the keys 'descr' (a string),
+// 'fortran_order' (True/False) and 'shape' (a tuple of ints), in any order.
+class NpyHeaderParser {
+ public:
+  NpyHeaderParser(std::string text, const ByteView& view) : text_(std::move(text)), view_(view) {}
+
+  void parse(std::string& descr, bool& fortran_order, Shape& shape) {
+    std::set<std::string> seen;
+    expect('{');
+    while (!peek('}')) {
+      const std::string key = string_literal();
+      expect(':');
+      if (key == "descr") {
+        if (!peek('\'') && !peek('"')) fail("'descr' is not a string (structured dtypes are not supported)");
+        descr = string_literal();
+      } else if (key == "fortran_order") {
+        fortran_order = boolean();
+      } else if (key == "shape") {
+        shape = tuple();
+      } else {
+        fail("unexpected key '" + key + "'");
+      }
+      if (!seen.insert(key).second) fail("key '" + key + "' appears twice");
+      if (!peek('}')) expect(',');
+    }
+    expect('}');
+    skip_space();
+    if (pos_ != text_.size()) fail("text after the closing '}'");
+    if (seen.size() != 3) fail("needs the keys 'descr', 'fortran_order' and 'shape'");
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    std::string shown = text_;
+    while (!shown.empty() && (shown.back() == ' ' || shown.back() == '\n')) shown.pop_back();
+    view_.fail("corrupt .npy header (" + what + " at character " + std::to_string(pos_) +
+               " of \"" + shown + "\")");
+  }
+  void skip_space() {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\t')) ++pos_;
+  }
+  bool peek(char c) {
+    skip_space();
+    return pos_ < text_.size() && text_[pos_] == c;
+  }
+  void expect(char c) {
+    if (!peek(c)) fail(std::string("expected '") + c + "'");
+    ++pos_;
+  }
+  std::string string_literal() {
+    skip_space();
+    if (pos_ >= text_.size() || (text_[pos_] != '\'' && text_[pos_] != '"')) fail("expected a string");
+    const char quote = text_[pos_++];
+    const size_t end = text_.find(quote, pos_);
+    if (end == std::string::npos) fail("unterminated string");
+    std::string value = text_.substr(pos_, end - pos_);
+    pos_ = end + 1;
+    return value;
+  }
+  bool boolean() {
+    skip_space();
+    for (const auto& [word, value] : {std::pair{"True", true}, std::pair{"False", false}}) {
+      const size_t n = std::strlen(word);
+      if (text_.compare(pos_, n, word) == 0) {
+        pos_ += n;
+        return value;
+      }
+    }
+    fail("expected True or False");
+  }
+  int64_t integer() {
+    skip_space();
+    int64_t value = 0;
+    const size_t start = pos_;
+    while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
+      if (value > (std::numeric_limits<int64_t>::max() - 9) / 10) fail("dimension too large");
+      value = value * 10 + (text_[pos_++] - '0');
+    }
+    if (pos_ == start) fail("expected a non-negative integer");
+    return value;
+  }
+  // "()", "(5,)", "(2, 3)", "(2, 3,)"
+  Shape tuple() {
+    Shape shape;
+    expect('(');
+    while (!peek(')')) {
+      shape.push_back(integer());
+      if (!peek(')')) expect(',');
+    }
+    expect(')');
+    return shape;
+  }
+
+  std::string text_;
+  const ByteView& view_;
+  size_t pos_ = 0;
+};
+
+NpyArray parse_npy(std::span<const char> entry, const std::string& context) {
+  const ByteView view(entry, context);
+  if (std::memcmp(view.range(0, kNpyMagicSize, "the .npy magic").data(), kNpyMagic, kNpyMagicSize) != 0)
+    view.fail("not a .npy file (bad magic)");
+  const auto version = view.range(kNpyMagicSize, 2, "the .npy version");
+  const int major = static_cast<uint8_t>(version[0]);
+  // Version 1.0 stores the header length in 16 bits, 2.0 and 3.0 in 32 bits.
+  if (major < 1 || major > 3)
+    view.fail("unsupported .npy version " + std::to_string(major) + "." +
+              std::to_string(static_cast<uint8_t>(version[1])));
+  const uint64_t length_at = kNpyMagicSize + 2;
+  const uint64_t header_length = major == 1 ? view.u16(length_at, "the .npy header length")
+                                            : view.u32(length_at, "the .npy header length");
+  const uint64_t header_at = length_at + (major == 1 ? 2 : 4);
+  const auto header = view.range(header_at, header_length, "the .npy header");
+
+  NpyArray array;
+  bool fortran_order = false;
+  NpyHeaderParser(std::string(header.begin(), header.end()), view)
+      .parse(array.descr, fortran_order, array.shape);
+  if (fortran_order)
+    view.fail("array is stored in Fortran order (fortran_order: True), which is not supported; "
+              "save np.ascontiguousarray(x) instead");
+  const auto code = parse_descr(array.descr);
+  if (!code)
+    view.fail("unsupported dtype '" + array.descr +
+              "' (supported: little-endian bool, int, uint and float)");
+  array.descr = canonical_descr(*code);
+
+  const uint64_t data_at = header_at + header_length;
+  const uint64_t data_size = entry.size() - data_at;
+  if (!size_matches(array.shape, code->itemsize, data_size))
+    view.fail("data has " + std::to_string(data_size) + " bytes, but shape " +
+              to_string(array.shape) + " of " + describe_descr(array.descr) + " needs a different size");
+  const auto data = entry.subspan(data_at);
+  array.bytes.assign(data.begin(), data.end());
+  return array;
+}
+
+// ---- ZIP ------------------------------------------------------------------------------
+// The subset of the format (PKWARE APPNOTE) that numpy.savez writes: stored
+// entries, local headers, a central directory and the end record.
+
+constexpr uint32_t kLocalHeaderSignature = 0x04034b50;    // "PK\3\4"
+constexpr uint32_t kCentralHeaderSignature = 0x02014b50;  // "PK\1\2"
+constexpr uint32_t kEndRecordSignature = 0x06054b50;      // "PK\5\6"
+constexpr uint64_t kLocalHeaderSize = 30;
+constexpr uint64_t kCentralHeaderSize = 46;
+constexpr uint64_t kEndRecordSize = 22;
+constexpr uint64_t kMaxEndComment = 0xffff;
+constexpr uint32_t kZipVersion = 20;       // 2.0, as Python's zipfile writes
+constexpr uint32_t kUtf8NamesFlag = 0x0800;  // names are UTF-8
+constexpr uint32_t kEncryptedFlag = 0x0001;
+constexpr uint32_t kDosDate1980 = (0 << 9) | (1 << 5) | 1;  // 1980-01-01: fixed, so equal contents give equal files
+constexpr uint64_t kZip32Limit = 0xffffffff;  // beyond it ZIP64 records are needed
+constexpr uint64_t kMaxEntries = 0xffff;
+
+struct ZipEntry {
+  std::string file_name;   // "<name>.npy"
+  std::string npy_header;
+  const std::vector<uint8_t>* data = nullptr;
+  uint32_t crc = 0;
+  uint64_t offset = 0;     // of the local header
+  uint64_t size() const { return npy_header.size() + data->size(); }
+};
+
+// The fields local and central headers share, "version needed" to "extra length".
+std::string shared_header_fields(const ZipEntry& entry) {
+  std::string out;
+  put_u16(out, kZipVersion);
+  put_u16(out, kUtf8NamesFlag);
+  put_u16(out, 0);  // method: stored
+  put_u16(out, 0);  // modification time 00:00:00
+  put_u16(out, kDosDate1980);
+  put_u32(out, entry.crc);
+  put_u32(out, entry.size());  // compressed size
+  put_u32(out, entry.size());  // uncompressed size
+  put_u16(out, entry.file_name.size());
+  put_u16(out, 0);  // extra field length
+  return out;
+}
+
+std::string local_header(const ZipEntry& entry) {
+  std::string out;
+  put_u32(out, kLocalHeaderSignature);
+  return out + shared_header_fields(entry) + entry.file_name;
+}
+
+std::string central_header(const ZipEntry& entry) {
+  std::string out;
+  put_u32(out, kCentralHeaderSignature);
+  put_u16(out, kZipVersion);  // version made by (MS-DOS attributes)
+  out += shared_header_fields(entry);
+  put_u16(out, 0);  // comment length
+  put_u16(out, 0);  // disk number
+  put_u16(out, 0);  // internal attributes
+  put_u32(out, 0);  // external attributes
+  put_u32(out, entry.offset);
+  return out + entry.file_name;
+}
+
+std::string end_record(uint64_t entries, uint64_t directory_size, uint64_t directory_offset) {
+  std::string out;
+  put_u32(out, kEndRecordSignature);
+  put_u16(out, 0);  // this disk
+  put_u16(out, 0);  // disk of the central directory
+  put_u16(out, entries);  // entries on this disk
+  put_u16(out, entries);  // entries in all
+  put_u32(out, directory_size);
+  put_u32(out, directory_offset);
+  put_u16(out, 0);  // comment length
+  return out;
+}
+
+// CRC-32 of `size` bytes continuing from `crc`. zlib resets the CRC when given
+// a null pointer, which an empty vector may hold: skip empty ranges.
+uint32_t crc32_of(uint32_t crc, const void* data, size_t size) {
+  if (size == 0) return crc;
+  return static_cast<uint32_t>(::crc32_z(crc, static_cast<const Bytef*>(data), size));
+}
+
+void write_all(std::ostream& out, const std::string& bytes) {
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+}  // namespace
+
+// ---- public API -----------------------------------------------------------------------
+
+NpyArray to_npy(const Tensor& tensor) {
+  const Tensor host = tensor.to(Device::cpu);
+  NpyArray array{descr_of(tensor.dtype()), tensor.shape(), std::vector<uint8_t>(tensor.nbytes())};
+  if (!array.bytes.empty()) std::memcpy(array.bytes.data(), host.raw_data(), array.bytes.size());
+  return array;
+}
+
+NpyArray to_npy(const Shape& shape, std::span<const int64_t> values) {
+  if (static_cast<int64_t>(values.size()) != shape_numel(shape))
+    throw std::invalid_argument("to_npy: " + std::to_string(values.size()) +
+                                " values for shape " + to_string(shape));
+  NpyArray array{"<i8", shape, std::vector<uint8_t>(values.size_bytes())};
+  if (!values.empty()) std::memcpy(array.bytes.data(), values.data(), values.size_bytes());
+  return array;
+}
+
+void save_npz(const fs::path& path, const NamedArrays& arrays) {
+  const std::string context = "save_npz " + path.string();
+  if (arrays.size() > kMaxEntries)
+    throw std::invalid_argument(context + ": " + std::to_string(arrays.size()) +
+                                " arrays; at most 65535 fit an archive without ZIP64");
+  // Lay out and check everything before the file is touched.
+  std::vector<ZipEntry> entries;
+  std::set<std::string> names;
+  uint64_t offset = 0;
+  for (const auto& [name, array] : arrays) {
+    if (name.empty()) throw std::invalid_argument(context + ": an array has an empty name");
+    if (!names.insert(name).second)
+      throw std::invalid_argument(context + ": two arrays are named '" + name + "'");
+    const auto code = parse_descr(array.descr);
+    if (!code)
+      throw std::invalid_argument(context + ": array '" + name + "' has unsupported dtype '" +
+                                  array.descr + "'");
+    if (!size_matches(array.shape, code->itemsize, array.bytes.size()))
+      throw std::invalid_argument(context + ": array '" + name + "' has " +
+                                  std::to_string(array.bytes.size()) + " bytes, but shape " +
+                                  to_string(array.shape) + " of " + describe_descr(array.descr) +
+                                  " needs a different size");
+    ZipEntry entry{name + ".npy", npy_header(array), &array.bytes, 0, offset};
+    if (entry.file_name.size() > 0xffff)
+      throw std::invalid_argument(context + ": array name too long: '" + name.substr(0, 64) + "...'");
+    offset += kLocalHeaderSize + entry.file_name.size() + entry.size();
+    entries.push_back(std::move(entry));
+  }
+  uint64_t directory_size = 0;
+  for (const ZipEntry& entry : entries) directory_size += kCentralHeaderSize + entry.file_name.size();
+  if (offset + directory_size + kEndRecordSize > kZip32Limit)
+    throw std::invalid_argument(context + ": the archive would take " + std::to_string(offset) +
+                                " bytes; archives over 4 GiB (ZIP64) are not supported");
+
+  for (ZipEntry& entry : entries) {
+    entry.crc = crc32_of(0, entry.npy_header.data(), entry.npy_header.size());
+    entry.crc = crc32_of(entry.crc, entry.data->data(), entry.data->size());
+  }
+  write_file_atomic(path, [&](std::ostream& out) {
+    for (const ZipEntry& entry : entries) {
+      write_all(out, local_header(entry));
+      write_all(out, entry.npy_header);
+      out.write(reinterpret_cast<const char*>(entry.data->data()),
+                static_cast<std::streamsize>(entry.data->size()));
+    }
+    for (const ZipEntry& entry : entries) write_all(out, central_header(entry));
+    write_all(out, end_record(entries.size(), directory_size, offset));
+  });
+}
+
+void save_npz(const fs::path& path, const NamedTensors& tensors) {
+  NamedArrays arrays;
+  arrays.reserve(tensors.size());
+  for (const auto& [name, tensor] : tensors) {
+    if (!tensor.defined())
+      throw std::invalid_argument("save_npz " + path.string() + ": tensor '" + name + "' is undefined");
+    arrays.emplace_back(name, to_npy(tensor));
+  }
+  save_npz(path, arrays);
+}
+
+NamedArrays read_npz(const fs::path& path) {
+  const std::vector<char> file = read_file(path);
+  const ByteView zip(file, "read_npz " + path.string());
+
+  // The end record closes the file; only a trailing comment may follow it.
+  if (zip.size() < kEndRecordSize)
+    zip.fail("not a zip archive (" + std::to_string(zip.size()) + " bytes; truncated?)");
+  uint64_t end_at = zip.size() - kEndRecordSize;
+  const uint64_t lowest = end_at > kMaxEndComment ? end_at - kMaxEndComment : 0;
+  while (!(zip.u32(end_at, "end record") == kEndRecordSignature &&
+           end_at + kEndRecordSize + zip.u16(end_at + 20, "end record") == zip.size())) {
+    if (end_at == lowest)
+      zip.fail("not a zip archive: no end-of-central-directory record (truncated, or not an .npz file)");
+    --end_at;
+  }
+  const uint64_t entry_count = zip.u16(end_at + 10, "end record");
+  const uint64_t directory_size = zip.u32(end_at + 12, "end record");
+  const uint64_t directory_at = zip.u32(end_at + 16, "end record");
+  if (zip.u16(end_at + 4, "end record") != 0 || zip.u16(end_at + 6, "end record") != 0 ||
+      zip.u16(end_at + 8, "end record") != entry_count)
+    zip.fail("multi-disk zip archives are not supported");
+  if (directory_size == kZip32Limit || directory_at == kZip32Limit)
+    zip.fail("ZIP64 archives (over 4 GiB) are not supported");
+  if (directory_at + directory_size > end_at)
+    zip.fail("the central directory runs past its end record: truncated or corrupt");
+
+  NamedArrays arrays;
+  std::set<std::string> names;
+  uint64_t at = directory_at;
+  for (uint64_t i = 0; i < entry_count; ++i) {
+    const std::string what = "central directory entry " + std::to_string(i);
+    if (zip.u32(at, what) != kCentralHeaderSignature) zip.fail(what + " is corrupt (bad signature)");
+    const uint32_t flags = zip.u16(at + 8, what);
+    const uint32_t method = zip.u16(at + 10, what);
+    const uint32_t crc = zip.u32(at + 16, what);
+    const uint64_t compressed_size = zip.u32(at + 20, what);
+    const uint64_t size = zip.u32(at + 24, what);
+    const uint64_t name_length = zip.u16(at + 28, what);
+    const uint64_t extra_length = zip.u16(at + 30, what);
+    const uint64_t comment_length = zip.u16(at + 32, what);
+    const uint64_t local_at = zip.u32(at + 42, what);
+    const auto file_name_bytes = zip.range(at + kCentralHeaderSize, name_length, what + " name");
+    at += kCentralHeaderSize + name_length + extra_length + comment_length;
+    if (at > directory_at + directory_size) zip.fail(what + " runs past the central directory");
+
+    const std::string file_name(file_name_bytes.begin(), file_name_bytes.end());
+    const bool is_npy = file_name.size() > 4 && file_name.ends_with(".npy");
+    const std::string name = is_npy ? file_name.substr(0, file_name.size() - 4) : file_name;
+    const std::string context = zip.context() + ": entry " + quoted(name);
+    const ByteView entry_zip(file, context);
+    const auto entry_error = [&](const std::string& message) {
+      throw std::runtime_error(context + " " + message);
+    };
+    if (!is_npy) entry_error("is not a .npy array (name " + quoted(file_name) + ")");
+    if (!names.insert(name).second) entry_error("appears twice");
+    if (flags & kEncryptedFlag) entry_error("is encrypted");
+    if (method != 0)
+      entry_error("is compressed (zip method " + std::to_string(method) +
+                  "); only stored entries are supported (np.savez, not np.savez_compressed)");
+    if (compressed_size == kZip32Limit || size == kZip32Limit || local_at == kZip32Limit)
+      entry_error("uses ZIP64 sizes (over 4 GiB), which are not supported");
+    if (compressed_size != size) entry_error("is corrupt (stored sizes differ)");
+
+    // The local header repeats the name; the sizes and CRC of the central
+    // directory are the ones to trust (numpy.savez leaves ZIP64 placeholders here).
+    if (entry_zip.u32(local_at, "local header") != kLocalHeaderSignature)
+      entry_error("is corrupt (bad local header signature)");
+    const uint64_t local_name_length = entry_zip.u16(local_at + 26, "local header");
+    const auto local_name = entry_zip.range(local_at + kLocalHeaderSize, local_name_length, "local header");
+    if (!std::equal(local_name.begin(), local_name.end(), file_name.begin(), file_name.end()))
+      entry_error("is corrupt (its local header names it " +
+                  quoted(std::string(local_name.begin(), local_name.end())) + ")");
+    const uint64_t data_at = local_at + kLocalHeaderSize + local_name_length +
+                             entry_zip.u16(local_at + 28, "local header");
+    const auto data = entry_zip.range(data_at, size, "data");
+    if (crc32_of(0, data.data(), data.size()) != crc)
+      entry_error("fails its CRC-32 check: the file is corrupt");
+    arrays.emplace_back(name, parse_npy(data, context));
+  }
+  return arrays;
+}
+
+Tensor to_tensor(const NpyArray& array) {
+  if (array.descr != "<f4" && array.descr != "<f8")
+    throw std::invalid_argument("to_tensor: dtype " + describe_descr(array.descr) +
+                                " is neither float32 ('<f4') nor float64 ('<f8')");
+  const DType dtype = array.descr == "<f4" ? DType::f32 : DType::f64;
+  if (array.bytes.size() != static_cast<size_t>(shape_numel(array.shape)) * dtype_size(dtype))
+    throw std::invalid_argument("to_tensor: " + std::to_string(array.bytes.size()) +
+                                " bytes for shape " + to_string(array.shape) + " of " +
+                                describe_descr(array.descr));
+  Tensor tensor = Tensor::empty(array.shape, dtype);
+  if (!array.bytes.empty()) std::memcpy(tensor.raw_data(), array.bytes.data(), array.bytes.size());
+  return tensor;
+}
+
+std::vector<int64_t> to_int64(const NpyArray& array) {
+  const auto parsed = parse_descr(array.descr);
+  if (!parsed || parsed->kind == 'f')
+    throw std::invalid_argument("to_int64: dtype " + describe_descr(array.descr) +
+                                " is not a bool or integer type");
+  const DtypeCode code = *parsed;
+  if (!size_matches(array.shape, code.itemsize, array.bytes.size()))
+    throw std::invalid_argument("to_int64: " + std::to_string(array.bytes.size()) +
+                                " bytes for shape " + to_string(array.shape) + " of " +
+                                describe_descr(array.descr));
+  std::vector<int64_t> values(array.bytes.size() / code.itemsize);
+  for (size_t i = 0; i < values.size(); ++i) {
+    const uint8_t* p = array.bytes.data() + i * code.itemsize;
+    // Assemble the little-endian value, then sign-extend signed kinds.
+    uint64_t raw = 0;
+    for (size_t b = code.itemsize; b-- > 0;) raw = (raw << 8) | p[b];
+    const int shift = static_cast<int>(64 - 8 * code.itemsize);
+    if (code.kind == 'i') {
+      values[i] = static_cast<int64_t>(raw << shift) >> shift;
+    } else {
+      if (raw > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        throw std::invalid_argument("to_int64: element " + std::to_string(i) + " (" +
+                                    std::to_string(raw) + ") does not fit int64");
+      values[i] = static_cast<int64_t>(raw);
+    }
+  }
+  return values;
+}
+
+void load_into(const fs::path& path, const NamedTensors& destination, bool allow_unused) {
+  const std::string checkpoint = "checkpoint " + path.string();
+  std::set<std::string> wanted;
+  for (const auto& [name, tensor] : destination) {
+    if (!tensor.defined())
+      throw std::invalid_argument("load_into " + path.string() + ": destination '" + name + "' is undefined");
+    if (!wanted.insert(name).second)
+      throw std::invalid_argument("load_into " + path.string() + ": two destinations are named '" + name + "'");
+  }
+
+  const NamedArrays arrays = read_npz(path);
+  std::map<std::string, const NpyArray*> by_name;
+  for (const auto& [name, array] : arrays) by_name[name] = &array;
+
+  // Check and convert everything first: nothing is written until all is well.
+  std::vector<Tensor> sources;
+  for (const auto& [name, tensor] : destination) {
+    const auto found = by_name.find(name);
+    if (found == by_name.end()) throw std::runtime_error(checkpoint + " has no entry '" + name + "'");
+    const NpyArray& array = *found->second;
+    if (array.descr != descr_of(tensor.dtype()))
+      throw std::runtime_error(checkpoint + ": entry '" + name + "' has dtype " +
+                               describe_descr(array.descr) + ", model expects " +
+                               describe_descr(descr_of(tensor.dtype())));
+    if (array.shape != tensor.shape())
+      throw std::runtime_error(checkpoint + ": entry '" + name + "' has shape " +
+                               to_string(array.shape) + ", model expects " + to_string(tensor.shape()));
+    sources.push_back(to_tensor(array).to(tensor.device()));
+  }
+  if (!allow_unused) {
+    std::string unused;
+    for (const auto& [name, array] : arrays)
+      if (!wanted.count(name)) unused += (unused.empty() ? "'" : ", '") + name + "'";
+    if (!unused.empty())
+      throw std::runtime_error(checkpoint + " has entries the model does not use: " + unused +
+                               " (pass allow_unused to ignore them)");
+  }
+  for (size_t i = 0; i < destination.size(); ++i) {
+    Tensor target = destination[i].second;
+    target.copy_(sources[i]);
+  }
+}
+
+}  // namespace engine
