@@ -1,17 +1,136 @@
-// PLACEHOLDER: replaced by the real kernels
-#include <stdexcept>
+// Batch norm over x viewed as (N,C,HW): statistics per channel over N*HW values.
+//
+// Each channel is one parallel iteration and sums its values in a fixed order
+// (n outer, hw inner) into double accumulators, so results do not depend on
+// the thread count and float32 sums of large batches keep their precision.
+#include <cmath>
+
 #include "engine/cpu/cpu_kernels.h"
+
 namespace engine::cpu {
-template <class T> void CpuKernels<T>::batch_norm_forward_train(int64_t n, int64_t c, int64_t hw, const T* x, const T* gamma,
-                                const T* beta, T eps, T momentum, T* running_mean,
-                                T* running_var, T* save_mean, T* save_invstd,
-                                T* y) const { throw std::logic_error("batch_norm_forward_train: not written yet"); }
-template <class T> void CpuKernels<T>::batch_norm_forward_eval(int64_t n, int64_t c, int64_t hw, const T* x, const T* gamma,
-                               const T* beta, T eps, const T* running_mean,
-                               const T* running_var, T* y) const { throw std::logic_error("batch_norm_forward_eval: not written yet"); }
-template <class T> void CpuKernels<T>::batch_norm_backward(int64_t n, int64_t c, int64_t hw, const T* x, const T* dy,
-                           const T* gamma, const T* save_mean, const T* save_invstd, T* dx,
-                           T* dgamma, T* dbeta) const { throw std::logic_error("batch_norm_backward: not written yet"); }
+
+namespace {
+
+// Offset of element (n, c, 0) of an (N,C,HW) array.
+inline int64_t offset(int64_t n, int64_t c, int64_t channels, int64_t hw) {
+  return (n * channels + c) * hw;
+}
+
+}  // namespace
+
+// x (N,C,HW), gamma/beta (C) or null -> y (N,C,HW); save_mean, save_invstd (C);
+// running_mean/var (C) updated in place unless null.
+template <class T>
+void CpuKernels<T>::batch_norm_forward_train(int64_t n, int64_t c, int64_t hw, const T* x,
+                                             const T* gamma, const T* beta, T eps, T momentum,
+                                             T* running_mean, T* running_var, T* save_mean,
+                                             T* save_invstd, T* y) const {
+  const int64_t count = n * hw;  // values per channel
+#pragma omp parallel for schedule(static) if (n * c * hw > kParallelGrain)
+  for (int64_t ch = 0; ch < c; ++ch) {
+    // Two passes (mean, then squared deviations) avoid the cancellation of
+    // E[x^2] - E[x]^2 when the mean is large compared with the spread.
+    double sum = 0;
+    for (int64_t b = 0; b < n; ++b) {
+      const T* xs = x + offset(b, ch, c, hw);
+      for (int64_t j = 0; j < hw; ++j) sum += xs[j];
+    }
+    const double mean = sum / static_cast<double>(count);
+    double squares = 0;
+    for (int64_t b = 0; b < n; ++b) {
+      const T* xs = x + offset(b, ch, c, hw);
+      for (int64_t j = 0; j < hw; ++j) {
+        const double d = xs[j] - mean;
+        squares += d * d;
+      }
+    }
+    const double biased_var = squares / static_cast<double>(count);
+    const T mean_t = static_cast<T>(mean);
+    const T invstd = static_cast<T>(1.0 / std::sqrt(biased_var + static_cast<double>(eps)));
+    save_mean[ch] = mean_t;
+    save_invstd[ch] = invstd;
+    if (running_mean) {
+      // The running variance estimates the population: unbiased, as PyTorch.
+      const double unbiased_var = count > 1 ? squares / static_cast<double>(count - 1) : biased_var;
+      running_mean[ch] = (T(1) - momentum) * running_mean[ch] + momentum * mean_t;
+      running_var[ch] = (T(1) - momentum) * running_var[ch] + momentum * static_cast<T>(unbiased_var);
+    }
+    const T scale = gamma ? gamma[ch] : T(1);
+    const T shift = beta ? beta[ch] : T(0);
+    for (int64_t b = 0; b < n; ++b) {
+      const T* xs = x + offset(b, ch, c, hw);
+      T* ys = y + offset(b, ch, c, hw);
+      for (int64_t j = 0; j < hw; ++j) ys[j] = (xs[j] - mean_t) * invstd * scale + shift;
+    }
+  }
+}
+
+// x (N,C,HW), gamma/beta (C) or null, running_mean/var (C) -> y (N,C,HW)
+template <class T>
+void CpuKernels<T>::batch_norm_forward_eval(int64_t n, int64_t c, int64_t hw, const T* x,
+                                            const T* gamma, const T* beta, T eps,
+                                            const T* running_mean, const T* running_var,
+                                            T* y) const {
+#pragma omp parallel for schedule(static) if (n * c * hw > kParallelGrain)
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const T mean = running_mean[ch];
+    const T invstd = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[ch]) +
+                                                    static_cast<double>(eps)));
+    const T scale = gamma ? gamma[ch] : T(1);
+    const T shift = beta ? beta[ch] : T(0);
+    for (int64_t b = 0; b < n; ++b) {
+      const T* xs = x + offset(b, ch, c, hw);
+      T* ys = y + offset(b, ch, c, hw);
+      for (int64_t j = 0; j < hw; ++j) ys[j] = (xs[j] - mean) * invstd * scale + shift;
+    }
+  }
+}
+
+// x, dy (N,C,HW), gamma (C) or null, save_mean/invstd (C)
+//   -> dx (N,C,HW) +=, dgamma (C) +=, dbeta (C) +=  (each skipped when null)
+//
+// With xhat = (x - mean) * invstd and M = N*HW values per channel:
+//   dbeta = sum(dy), dgamma = sum(dy * xhat),
+//   dx = gamma * invstd * (dy - dbeta/M - xhat * dgamma/M)
+// (the mean and variance depend on every x of the channel, hence the two sums).
+template <class T>
+void CpuKernels<T>::batch_norm_backward(int64_t n, int64_t c, int64_t hw, const T* x,
+                                        const T* dy, const T* gamma, const T* save_mean,
+                                        const T* save_invstd, T* dx, T* dgamma,
+                                        T* dbeta) const {
+  const int64_t count = n * hw;
+#pragma omp parallel for schedule(static) if (n * c * hw > kParallelGrain)
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const T mean = save_mean[ch];
+    const T invstd = save_invstd[ch];
+    double sum_dy = 0, sum_dy_xhat = 0;
+    for (int64_t b = 0; b < n; ++b) {
+      const T* xs = x + offset(b, ch, c, hw);
+      const T* dys = dy + offset(b, ch, c, hw);
+      for (int64_t j = 0; j < hw; ++j) {
+        sum_dy += dys[j];
+        sum_dy_xhat += static_cast<double>(dys[j]) * static_cast<double>((xs[j] - mean) * invstd);
+      }
+    }
+    if (dbeta) dbeta[ch] += static_cast<T>(sum_dy);
+    if (dgamma) dgamma[ch] += static_cast<T>(sum_dy_xhat);
+    if (!dx) continue;
+    const T scale = (gamma ? gamma[ch] : T(1)) * invstd;
+    const T mean_dy = static_cast<T>(sum_dy / static_cast<double>(count));
+    const T mean_dy_xhat = static_cast<T>(sum_dy_xhat / static_cast<double>(count));
+    for (int64_t b = 0; b < n; ++b) {
+      const T* xs = x + offset(b, ch, c, hw);
+      const T* dys = dy + offset(b, ch, c, hw);
+      T* dxs = dx + offset(b, ch, c, hw);
+      for (int64_t j = 0; j < hw; ++j) {
+        const T xhat = (xs[j] - mean) * invstd;
+        dxs[j] += scale * (dys[j] - mean_dy - xhat * mean_dy_xhat);
+      }
+    }
+  }
+}
+
 template class CpuKernels<float>;
 template class CpuKernels<double>;
-}
+
+}  // namespace engine::cpu
