@@ -1,0 +1,35 @@
+// Aggregation of the cells of one method over seeds: the numbers that
+// results.json's "mean"/"std", summary.md, the CSVs and the plots all show,
+// computed in this one place.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "experiments/continual/cell_result.h"
+#include "experiments/continual/metrics.h"
+
+namespace continual {
+
+struct MethodSummary {
+  std::string method;
+  std::vector<CellResult> runs;  // in seed order
+  // Element-wise over seeds, same ragged layout as AccuracyMatrix.
+  std::vector<std::vector<MeanStd>> accuracy_matrix;
+  std::vector<std::vector<MeanStd>> validation_matrix;
+  MeanStd acc, bwt, forgetting;
+  std::vector<MeanStd> final_accuracy;  // last row of R, per task
+  std::vector<MeanStd> epochs_per_task;
+  std::vector<MeanStd> seconds_per_task;
+  MeanStd peak_memory_bytes;
+  ParamCounts params;  // identical for every seed (checked)
+  int64_t tasks() const { return static_cast<int64_t>(accuracy_matrix.size()); }
+};
+
+// Groups `cells` by method, in the order of `methods`. Throws
+// std::runtime_error when a method has no cell, or its cells disagree on the
+// number of tasks, the accuracy split or the parameter counts.
+std::vector<MethodSummary> summarise(const std::vector<std::string>& methods,
+                                     const std::vector<CellResult>& cells);
+
+}  // namespace continual

@@ -1,0 +1,121 @@
+#include "experiments/continual/cell_result.h"
+
+#include <stdexcept>
+
+#include "engine/io.h"
+
+namespace continual {
+
+using nlohmann::json;
+
+std::string cell_name(const std::string& method, uint64_t seed) {
+  return method + "-seed" + std::to_string(seed);
+}
+
+json to_json(const CellResult& cell) {
+  json curves = json::array();
+  for (const TaskCurve& c : cell.curves)
+    curves.push_back({{"train_loss", c.train_loss},
+                      {"val_accuracy", c.val_accuracy},
+                      {"best_epoch", c.best_epoch}});
+  const ParamCounts& p = cell.params;
+  return {
+      {"method", cell.method},
+      {"seed", cell.seed},
+      {"accuracy_split", cell.accuracy_split},
+      {"accuracy_matrix", cell.accuracy_matrix},
+      {"validation_matrix", cell.validation_matrix},
+      {"acc", average_accuracy(cell.accuracy_matrix)},
+      {"bwt", backward_transfer(cell.accuracy_matrix)},
+      {"forgetting", forgetting(cell.accuracy_matrix)},
+      {"params",
+       {{"base", p.base},
+        {"new_per_task", p.new_per_task},
+        {"new_conv_per_task", p.new_conv_per_task},
+        {"new_classifier_per_task", p.new_classifier_per_task},
+        {"total", p.total},
+        {"conv", p.conv},
+        {"classifier", p.classifier}}},
+      {"epochs_per_task", cell.epochs_per_task},
+      {"seconds_per_task", cell.seconds_per_task},
+      {"curves", curves},
+      {"peak_memory_bytes", cell.peak_memory_bytes},
+  };
+}
+
+namespace {
+
+// j.at(key) with the key named in the error.
+const json& field(const json& j, const std::string& key) {
+  if (!j.is_object() || !j.contains(key)) throw std::runtime_error("cell result: missing key \"" + key + "\"");
+  return j.at(key);
+}
+
+template <class T>
+T get(const json& j, const std::string& key) {
+  try {
+    return field(j, key).get<T>();
+  } catch (const json::exception& e) {
+    throw std::runtime_error("cell result: key \"" + key + "\" malformed: " + e.what());
+  }
+}
+
+}  // namespace
+
+CellResult cell_from_json(const json& j) {
+  CellResult cell;
+  cell.method = get<std::string>(j, "method");
+  cell.seed = get<uint64_t>(j, "seed");
+  cell.accuracy_split = get<std::string>(j, "accuracy_split");
+  cell.accuracy_matrix = get<AccuracyMatrix>(j, "accuracy_matrix");
+  cell.validation_matrix = get<AccuracyMatrix>(j, "validation_matrix");
+  check_accuracy_matrix(cell.accuracy_matrix);
+  check_accuracy_matrix(cell.validation_matrix);
+  const json& p = field(j, "params");
+  cell.params.base = get<int64_t>(p, "base");
+  cell.params.new_per_task = get<std::vector<int64_t>>(p, "new_per_task");
+  cell.params.new_conv_per_task = get<std::vector<int64_t>>(p, "new_conv_per_task");
+  cell.params.new_classifier_per_task = get<std::vector<int64_t>>(p, "new_classifier_per_task");
+  cell.params.total = get<int64_t>(p, "total");
+  cell.params.conv = get<int64_t>(p, "conv");
+  cell.params.classifier = get<int64_t>(p, "classifier");
+  cell.epochs_per_task = get<std::vector<int64_t>>(j, "epochs_per_task");
+  cell.seconds_per_task = get<std::vector<double>>(j, "seconds_per_task");
+  for (const json& c : field(j, "curves"))
+    cell.curves.push_back({get<std::vector<double>>(c, "train_loss"),
+                           get<std::vector<double>>(c, "val_accuracy"), get<int64_t>(c, "best_epoch")});
+  cell.peak_memory_bytes = get<int64_t>(j, "peak_memory_bytes");
+  return cell;
+}
+
+std::filesystem::path cell_file(const std::filesystem::path& out_dir, const std::string& name) {
+  return out_dir / "cells" / (name + ".json");
+}
+
+void write_cell_file(const std::filesystem::path& path, const CellResult& cell, const json& setting) {
+  std::filesystem::create_directories(path.parent_path());
+  const std::string text = json{{"setting", setting}, {"result", to_json(cell)}}.dump(1);
+  engine::write_file_atomic(path, text);
+}
+
+std::optional<CellResult> read_cell_file(const std::filesystem::path& path, const json& setting) {
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  const std::vector<char> bytes = engine::read_file(path);
+  json j;
+  try {
+    j = json::parse(bytes.begin(), bytes.end());
+  } catch (const json::exception& e) {
+    throw std::runtime_error(path.string() + ": not valid JSON: " + e.what());
+  }
+  if (!j.contains("setting") || j.at("setting") != setting)
+    throw std::runtime_error(path.string() +
+                             ": written by a run with a different setting (data set, architecture or "
+                             "training flags); use another --out or delete the file");
+  try {
+    return cell_from_json(field(j, "result"));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path.string() + ": " + e.what());
+  }
+}
+
+}  // namespace continual

@@ -1,0 +1,71 @@
+// The result of one cell of a sweep: one method trained with one seed over
+// the whole task sequence of one setting. Each cell is written to its own
+// file under --out/cells/ (atomically), so a re-run can skip finished cells
+// and separate processes (shards) never write the same file.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "experiments/continual/metrics.h"
+
+namespace continual {
+
+// Parameter counts of a method. new_per_task[t] is what task t trained and
+// stored anew (new_per_task[0]: everything trained on the first task); the
+// conv / classifier split is given per task and for the total.
+struct ParamCounts {
+  int64_t base = 0;  // the whole network as it stands after the first task
+  std::vector<int64_t> new_per_task;
+  std::vector<int64_t> new_conv_per_task;
+  std::vector<int64_t> new_classifier_per_task;
+  int64_t total = 0;  // every parameter stored after the last task
+  int64_t conv = 0;
+  int64_t classifier = 0;
+};
+
+// Per-epoch learning curve of one task.
+struct TaskCurve {
+  std::vector<double> train_loss;
+  std::vector<double> val_accuracy;
+  int64_t best_epoch = 0;  // 1-based epoch whose weights were kept
+};
+
+struct CellResult {
+  std::string method;
+  uint64_t seed = 0;
+  // "test" when the data set has a test split, else "validation": what
+  // accuracy_matrix holds. validation_matrix is always the validation one.
+  std::string accuracy_split;
+  AccuracyMatrix accuracy_matrix;
+  AccuracyMatrix validation_matrix;
+  ParamCounts params;
+  std::vector<int64_t> epochs_per_task;  // epochs trained (early stopping may end before --epochs)
+  std::vector<double> seconds_per_task;
+  std::vector<TaskCurve> curves;
+  int64_t peak_memory_bytes = 0;  // peak resident set size of the process during the cell
+};
+
+// "lora-seed3": names the cell in messages, file names and progress lines.
+std::string cell_name(const std::string& method, uint64_t seed);
+
+nlohmann::json to_json(const CellResult& cell);
+// Throws std::runtime_error naming the missing or malformed key.
+CellResult cell_from_json(const nlohmann::json& j);
+
+// A cell file holds the cell's result and the setting it was run with, so that
+// results of a different setting in the same --out are never mixed in.
+std::filesystem::path cell_file(const std::filesystem::path& out_dir, const std::string& name);
+void write_cell_file(const std::filesystem::path& path, const CellResult& cell,
+                     const nlohmann::json& setting);
+// The cell stored at `path`, or nullopt when there is no such file. Throws
+// std::runtime_error when the file was written for a different setting.
+std::optional<CellResult> read_cell_file(const std::filesystem::path& path,
+                                         const nlohmann::json& setting);
+
+}  // namespace continual
