@@ -132,6 +132,7 @@ class AdamW final : public Adam {
 // `threshold`; after more than `patience` epochs without improvement the
 // learning rate becomes max(lr * factor, min_lr) (changes smaller than 1e-8
 // are skipped), followed by `cooldown` epochs in which bad epochs do not count.
+// It adjusts the optimiser it was built with, which must outlive it.
 class ReduceLROnPlateau {
  public:
   enum class Mode { min, max };  // min: lower is better (loss); max: accuracy
