@@ -78,6 +78,15 @@ bool size_matches(const Shape& shape, size_t itemsize, uint64_t available) {
   return bytes == available;
 }
 
+// "needs 24 bytes" for messages about a shape whose data has the wrong size.
+std::string needed_bytes(const Shape& shape, size_t itemsize) {
+  uint64_t bytes = itemsize;
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes))
+      return "needs an impossible size";
+  return "needs " + std::to_string(bytes);
+}
+
 // 'name' for messages, with bytes that are not printable ASCII as \xNN (a
 // damaged file may hold any bytes in its names).
 std::string quoted(const std::string& name) {
@@ -100,18 +109,19 @@ void put_u32(std::string& out, uint64_t v) {
   for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
-// Bounds-checked reads from a whole file; `context` opens every error message.
+// Bounds-checked reads from a whole file or one entry (`scope`); `context`
+// opens every error message.
 class ByteView {
  public:
-  ByteView(std::span<const char> bytes, std::string context)
-      : bytes_(bytes), context_(std::move(context)) {}
+  ByteView(std::span<const char> bytes, std::string context, std::string scope = "file")
+      : bytes_(bytes), context_(std::move(context)), scope_(std::move(scope)) {}
 
   size_t size() const { return bytes_.size(); }
   const std::string& context() const { return context_; }
 
   std::span<const char> range(uint64_t at, uint64_t count, const std::string& what) const {
     if (at > bytes_.size() || count > bytes_.size() - at)
-      fail(what + " runs past the end of the file (" + std::to_string(bytes_.size()) +
+      fail(what + " runs past the end of the " + scope_ + " (" + std::to_string(bytes_.size()) +
            " bytes): truncated or corrupt");
     return bytes_.subspan(at, count);
   }
@@ -131,6 +141,7 @@ class ByteView {
 
   std::span<const char> bytes_;
   std::string context_;
+  std::string scope_;
 };
 
 // ---- NPY ----------------------------------------------------------------------------
@@ -263,7 +274,7 @@ class NpyHeaderParser {
 };
 
 NpyArray parse_npy(std::span<const char> entry, const std::string& context) {
-  const ByteView view(entry, context);
+  const ByteView view(entry, context, "entry");
   if (std::memcmp(view.range(0, kNpyMagicSize, "the .npy magic").data(), kNpyMagic, kNpyMagicSize) != 0)
     view.fail("not a .npy file (bad magic)");
   const auto version = view.range(kNpyMagicSize, 2, "the .npy version");
@@ -295,7 +306,8 @@ NpyArray parse_npy(std::span<const char> entry, const std::string& context) {
   const uint64_t data_size = entry.size() - data_at;
   if (!size_matches(array.shape, code->itemsize, data_size))
     view.fail("data has " + std::to_string(data_size) + " bytes, but shape " +
-              to_string(array.shape) + " of " + describe_descr(array.descr) + " needs a different size");
+              to_string(array.shape) + " of " + describe_descr(array.descr) + " " +
+              needed_bytes(array.shape, code->itemsize));
   const auto data = entry.subspan(data_at);
   array.bytes.assign(data.begin(), data.end());
   return array;
@@ -428,7 +440,7 @@ void save_npz(const fs::path& path, const NamedArrays& arrays) {
       throw std::invalid_argument(context + ": array '" + name + "' has " +
                                   std::to_string(array.bytes.size()) + " bytes, but shape " +
                                   to_string(array.shape) + " of " + describe_descr(array.descr) +
-                                  " needs a different size");
+                                  " " + needed_bytes(array.shape, code->itemsize));
     ZipEntry entry{name + ".npy", npy_header(array), &array.bytes, 0, offset};
     if (entry.file_name.size() > 0xffff)
       throw std::invalid_argument(context + ": array name too long: '" + name.substr(0, 64) + "...'");
