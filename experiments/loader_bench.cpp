@@ -1,0 +1,97 @@
+// loader-bench: how many images per second the batch loader prepares, with
+// augmentation, from a data set held in memory. The loader must outpace
+// training (a few hundred to a few thousand images/s) so that it never limits it.
+//
+//   loader-bench --dataset fashion-mnist
+//   loader-bench --dataset folder --data-dir /tmp/cifar10-jpeg
+//
+// Reports the time to read the data set, then images/s of batches prepared on
+// the calling thread (make_batch) and handed out by the prefetching loader
+// to a consumer that does no work.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <iostream>
+#include <numeric>
+#include <string>
+
+#include "datasets/load_dataset.h"
+#include "datasets/loader.h"
+#include "datasets/transforms.h"
+
+using namespace datasets;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Measure the batch loader's throughput (images/s) with augmentation."};
+  std::string dataset = "fashion-mnist";
+  std::filesystem::path data_dir;
+  int64_t batch_size = 64, epochs = 2, image_size = 32;
+  bool augment = true;
+  std::string names;
+  for (const std::string& n : dataset_names()) names += (names.empty() ? "" : ", ") + n;
+  app.add_option("--dataset", dataset, "one of: " + names)->check(CLI::IsMember(dataset_names()))->capture_default_str();
+  app.add_option("--data-dir", data_dir, "data directory (fashion-mnist defaults to Debian's)");
+  app.add_option("--batch-size", batch_size, "images per batch")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--epochs", epochs, "epochs through the prefetching loader")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--image-size", image_size, "side images of a folder are resized to")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_flag("!--no-augment", augment, "measure without random crop and flip");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  try {
+    ImageFolderOptions folder;
+    folder.height = folder.width = image_size;
+    auto start = std::chrono::steady_clock::now();
+    const TrainTestData data = load_dataset(dataset, data_dir, folder);
+    const ImageDataset& train = data.train;
+    std::cout << "read " << train.size() << " training images (" << train.channels << "x" << train.height << "x"
+              << train.width << ", " << train.num_classes() << " classes) in " << seconds_since(start) << " s\n";
+
+    std::vector<int64_t> indices(static_cast<size_t>(train.size()));
+    std::iota(indices.begin(), indices.end(), 0);
+    LoaderOptions options;
+    options.batch_size = batch_size;
+    options.seed = 1;
+    options.normalization = compute_channel_stats(train, indices);
+    if (augment) options.augmentation = Augmentation{};
+    std::cout << "augmentation: " << (augment ? "random crop (padding 4) + horizontal flip" : "none")
+              << ", batch size " << batch_size << "\n";
+
+    {
+      options.prefetch = false;
+      const BatchLoader loader(train, indices, options);
+      start = std::chrono::steady_clock::now();
+      int64_t images = 0;
+      for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) images += loader.make_batch(0, b).images.dim(0);
+      const double s = seconds_since(start);
+      std::cout << "calling thread (make_batch): " << images << " images in " << s << " s = "
+                << static_cast<int64_t>(images / s) << " images/s\n";
+    }
+    options.prefetch = true;
+    BatchLoader loader(train, indices, options);
+    start = std::chrono::steady_clock::now();
+    int64_t images = 0;
+    for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+      loader.start_epoch(epoch);
+      while (const std::optional<Batch> batch = loader.next()) images += batch->images.dim(0);
+    }
+    const double s = seconds_since(start);
+    std::cout << "prefetching loader, " << epochs << " epochs: " << images << " images in " << s << " s = "
+              << static_cast<int64_t>(images / s) << " images/s\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "loader-bench: " << e.what() << "\n";
+    return 1;
+  }
+}
