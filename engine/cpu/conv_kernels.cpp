@@ -1,9 +1,96 @@
-// PLACEHOLDER: replaced by the real kernels
-#include <stdexcept>
+// im2col / col2im: the data movement that turns a convolution into one GEMM.
+//
+// Row r = (c*KH + kh)*KW + kw of cols holds, for every output position
+// (oh, ow), the input pixel x[c, oh*SH - PH + kh, ow*SW - PW + kw], or 0 where
+// that pixel lies in the padding. Both kernels split the work over disjoint
+// outputs (rows of cols, channels of dx), so results do not depend on the
+// thread count.
+#include <algorithm>
+#include <cstring>
+
 #include "engine/cpu/cpu_kernels.h"
+
 namespace engine::cpu {
-template <class T> void CpuKernels<T>::im2col(const Window2d& g, const T* x, T* cols) const { throw std::logic_error("im2col: not written yet"); }
-template <class T> void CpuKernels<T>::col2im(const Window2d& g, const T* cols, T* dx) const { throw std::logic_error("col2im: not written yet"); }
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The output columns [begin, end) whose input column ow*stride - pad + k lies
+// inside [0, width); the others read padding.
+struct ValidRange {
+  int64_t begin, end;
+};
+ValidRange valid_outputs(int64_t k, int64_t stride, int64_t pad, int64_t width, int64_t outputs) {
+  const int64_t begin = std::min(outputs, ceil_div(std::max<int64_t>(0, pad - k), stride));
+  const int64_t end = std::clamp(ceil_div(std::max<int64_t>(0, width + pad - k), stride), begin, outputs);
+  return {begin, end};
+}
+
+}  // namespace
+
+// x (C,H,W) of one image -> cols (C*KH*KW, OH*OW); zero in the padding. Overwrites.
+template <class T>
+void CpuKernels<T>::im2col(const Window2d& g, const T* x, T* cols) const {
+  const int64_t out_h = g.out_height(), out_w = g.out_width();
+  const int64_t rows = g.channels * g.kernel_h * g.kernel_w;
+#pragma omp parallel for schedule(static) if (rows * out_h * out_w > kParallelGrain)
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t kw = row % g.kernel_w;
+    const int64_t kh = row / g.kernel_w % g.kernel_h;
+    const int64_t c = row / (g.kernel_w * g.kernel_h);
+    const T* plane = x + c * g.height * g.width;
+    const ValidRange cols_in = valid_outputs(kw, g.stride_w, g.pad_w, g.width, out_w);
+    T* out = cols + row * out_h * out_w;
+    for (int64_t oh = 0; oh < out_h; ++oh, out += out_w) {
+      const int64_t ih = oh * g.stride_h - g.pad_h + kh;
+      if (ih < 0 || ih >= g.height) {
+        std::fill(out, out + out_w, T(0));
+        continue;
+      }
+      std::fill(out, out + cols_in.begin, T(0));
+      const T* in_row = plane + ih * g.width;
+      const int64_t shift = kw - g.pad_w;  // input column of output column 0
+      if (g.stride_w == 1) {
+        std::memcpy(out + cols_in.begin, in_row + cols_in.begin + shift,
+                    static_cast<size_t>(cols_in.end - cols_in.begin) * sizeof(T));
+      } else {
+        for (int64_t ow = cols_in.begin; ow < cols_in.end; ++ow)
+          out[ow] = in_row[ow * g.stride_w + shift];
+      }
+      std::fill(out + cols_in.end, out + out_w, T(0));
+    }
+  }
+}
+
+// cols (C*KH*KW, OH*OW) -> dx (C,H,W), summing overlapping windows. Accumulates.
+// One thread owns a channel, and adds its rows in a fixed order.
+template <class T>
+void CpuKernels<T>::col2im(const Window2d& g, const T* cols, T* dx) const {
+  const int64_t out_h = g.out_height(), out_w = g.out_width();
+  const int64_t work = g.channels * g.kernel_h * g.kernel_w * out_h * out_w;
+#pragma omp parallel for schedule(static) if (work > kParallelGrain)
+  for (int64_t c = 0; c < g.channels; ++c) {
+    T* plane = dx + c * g.height * g.width;
+    for (int64_t kh = 0; kh < g.kernel_h; ++kh) {
+      for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
+        const int64_t row = (c * g.kernel_h + kh) * g.kernel_w + kw;
+        const ValidRange cols_in = valid_outputs(kw, g.stride_w, g.pad_w, g.width, out_w);
+        const T* src = cols + row * out_h * out_w;
+        for (int64_t oh = 0; oh < out_h; ++oh, src += out_w) {
+          const int64_t ih = oh * g.stride_h - g.pad_h + kh;
+          if (ih < 0 || ih >= g.height) continue;
+          T* dx_row = plane + ih * g.width;
+          const int64_t shift = kw - g.pad_w;
+          for (int64_t ow = cols_in.begin; ow < cols_in.end; ++ow)
+            dx_row[ow * g.stride_w + shift] += src[ow];
+        }
+      }
+    }
+  }
+}
+
 template class CpuKernels<float>;
 template class CpuKernels<double>;
-}
+
+}  // namespace engine::cpu
