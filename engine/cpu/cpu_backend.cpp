@@ -48,10 +48,21 @@ void CpuKernels<T>::gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64
   const auto tb = trans_b ? CblasTrans : CblasNoTrans;
   const blasint lda = static_cast<blasint>(trans_a ? m : k);
   const blasint ldb = static_cast<blasint>(trans_b ? k : n);
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
-  else
-    cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
+  auto call = [&](int64_t depth, const T* a_part, const T* b_part, T beta_part) {
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm(CblasRowMajor, ta, tb, m, n, depth, alpha, a_part, lda, b_part, ldb, beta_part, c, n);
+    else
+      cblas_dgemm(CblasRowMajor, ta, tb, m, n, depth, alpha, a_part, lda, b_part, ldb, beta_part, c, n);
+  };
+  // OpenBLAS 0.3.21 splits a long k into blocks differently on one thread and
+  // on several (level3.c rounds half of a remainder in (Q, 2Q) up to the
+  // unroll, level3_thread.c does not), so results changed with the thread count
+  // for k > Q unless k is a multiple of 32. Running the k % 32 tail as a
+  // second product keeps the bits the same for any thread count.
+  const int64_t tail = k > 32 ? k % 32 : 0, depth = k - tail;
+  call(depth, a, b, beta);
+  if (tail > 0)
+    call(tail, a + (trans_a ? depth * m : depth), b + (trans_b ? depth : depth * n), T(1));
 }
 
 template <class T>
