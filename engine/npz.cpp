@@ -87,17 +87,23 @@ std::string needed_bytes(const Shape& shape, size_t itemsize) {
   return "needs " + std::to_string(bytes);
 }
 
-// 'name' for messages, with bytes that are not printable ASCII as \xNN (a
-// damaged file may hold any bytes in its names).
-std::string quoted(const std::string& name) {
+// Text from a file for messages, with bytes that are not printable ASCII as
+// \xNN (a damaged file may hold any bytes in its names and headers).
+std::string printable(const std::string& text) {
   static const char digits[] = "0123456789abcdef";
-  std::string out = "'";
-  for (const char c : name) {
+  std::string out;
+  for (const char c : text) {
     const auto byte = static_cast<uint8_t>(c);
     if (byte >= 0x20 && byte < 0x7f) out += c;
     else out += std::string("\\x") + digits[byte >> 4] + digits[byte & 15];
   }
-  return out + "'";
+  return out;
+}
+
+std::string quoted(const std::string& name) {
+  std::string out = "'";  // built by appending: "'" + string trips GCC 12's -Wrestrict
+  out += printable(name);
+  return out += '\'';
 }
 
 // ---- little-endian fields -------------------------------------------------------
@@ -211,7 +217,7 @@ class NpyHeaderParser {
     std::string shown = text_;
     while (!shown.empty() && (shown.back() == ' ' || shown.back() == '\n')) shown.pop_back();
     view_.fail("corrupt .npy header (" + what + " at character " + std::to_string(pos_) +
-               " of \"" + shown + "\")");
+               " of \"" + printable(shown) + "\")");
   }
   void skip_space() {
     while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\t')) ++pos_;
