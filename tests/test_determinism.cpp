@@ -23,10 +23,12 @@ namespace fs = std::filesystem;
 namespace {
 
 // Sizes chosen so that element-wise loops (over 2^15 elements) and the GEMMs
-// are large enough to be split across threads.
-constexpr int64_t kBatch = 32, kChannels = 3, kSize = 16, kFeatures = 16, kHidden = 64, kClasses = 10;
+// are large enough to be split across threads, and so that GEMM depths (784
+// features, 14x14 maps) are long and not multiples of 32, where OpenBLAS's
+// one- and multi-threaded drivers block k differently.
+constexpr int64_t kBatch = 32, kChannels = 3, kSize = 14, kFeatures = 16, kHidden = 64, kClasses = 10;
 
-// x (N,3,16,16) -> conv 3x3 (16) -> batch norm -> relu -> max pool 2 -> (N,1024)
+// x (N,3,14,14) -> conv 3x3 (16) -> batch norm -> relu -> max pool 2 -> (N,784)
 // -> linear (64) -> relu -> dropout -> linear (10)
 struct SmallCnn {
   Tensor conv_weight, conv_bias, bn_gamma, bn_beta, bn_mean, bn_var;
