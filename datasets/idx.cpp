@@ -72,11 +72,14 @@ IdxArray read_idx(const fs::path& path) {
   if (static_cast<int64_t>(bytes.size()) < header) idx_error(path, "truncated header");
   IdxArray array;
   int64_t count = 1;
+  const int64_t size = static_cast<int64_t>(bytes.size());
   for (int64_t d = 0; d < ndim; ++d) {
     array.dims.push_back(read_big_endian_u32(bytes.data() + 4 + 4 * d));
+    // Stop before the product can overflow: it already exceeds the file.
+    if (array.dims.back() != 0 && count > size / array.dims.back())
+      idx_error(path, "header sizes describe more values than the file's " + std::to_string(size) + " bytes (truncated)");
     count *= array.dims.back();
   }
-  const int64_t size = static_cast<int64_t>(bytes.size());
   if (size != header + count)
     idx_error(path, "size " + std::to_string(size) + " bytes, header says " + std::to_string(header + count) +
                         (size < header + count ? " (truncated)" : " (trailing bytes)"));

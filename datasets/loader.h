@@ -72,7 +72,8 @@ class BatchLoader {
   std::optional<Batch> next();
 
   // Batch `batch_index` of `epoch`, prepared on the calling thread: the same
-  // contents next() hands out.
+  // contents next() hands out. It recomputes the epoch's order on every call
+  // (O(size)); the training loop uses start_epoch() and next().
   Batch make_batch(int64_t epoch, int64_t batch_index) const;
 
  private:

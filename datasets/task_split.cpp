@@ -42,12 +42,13 @@ std::vector<int64_t> task_sizes(int64_t num_classes, const SplitOptions& options
   if (tasks < 1) split_error("num_tasks " + std::to_string(tasks) + " must be at least 1");
   const int64_t first = options.first_task_classes == 0 ? num_classes / tasks : options.first_task_classes;
   const int64_t rest = num_classes - first;
-  const bool fits = first >= 1 && rest >= 0 &&
+  const bool equal = options.first_task_classes == 0;
+  const bool fits = first >= 1 && rest >= 0 && (!equal || num_classes % tasks == 0) &&
                     (tasks == 1 ? rest == 0 : rest % (tasks - 1) == 0 && rest / (tasks - 1) >= 1);
   if (!fits)
     split_error(std::to_string(num_classes) + " classes do not split into " + std::to_string(tasks) +
                 " tasks with first_task_classes " + std::to_string(options.first_task_classes) +
-                (options.first_task_classes == 0 ? " (equal tasks)" : ""));
+                (equal ? " (equal tasks)" : ""));
   std::vector<int64_t> sizes(static_cast<size_t>(tasks), tasks == 1 ? 0 : rest / (tasks - 1));
   sizes[0] = first;
   return sizes;

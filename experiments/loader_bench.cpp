@@ -5,9 +5,9 @@
 //   loader-bench --dataset fashion-mnist
 //   loader-bench --dataset folder --data-dir /tmp/cifar10-jpeg
 //
-// Reports the time to read the data set, then images/s of batches prepared on
-// the calling thread (make_batch) and handed out by the prefetching loader
-// to a consumer that does no work.
+// Reports the time to read the data set, then images/s over `--epochs` epochs
+// of batches prepared on the calling thread and on the background thread,
+// handed to a consumer that does no work.
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   app.add_option("--dataset", dataset, "one of: " + names)->check(CLI::IsMember(dataset_names()))->capture_default_str();
   app.add_option("--data-dir", data_dir, "data directory (fashion-mnist defaults to Debian's)");
   app.add_option("--batch-size", batch_size, "images per batch")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--epochs", epochs, "epochs through the prefetching loader")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--epochs", epochs, "epochs per measurement")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--image-size", image_size, "side images of a folder are resized to")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("!--no-augment", augment, "measure without random crop and flip");
   try {
@@ -68,27 +68,19 @@ int main(int argc, char** argv) {
     std::cout << "augmentation: " << (augment ? "random crop (padding 4) + horizontal flip" : "none")
               << ", batch size " << batch_size << "\n";
 
-    {
-      options.prefetch = false;
-      const BatchLoader loader(train, indices, options);
+    for (const bool prefetch : {false, true}) {
+      options.prefetch = prefetch;
+      BatchLoader loader(train, indices, options);
       start = std::chrono::steady_clock::now();
       int64_t images = 0;
-      for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) images += loader.make_batch(0, b).images.dim(0);
+      for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+        loader.start_epoch(epoch);
+        while (const std::optional<Batch> batch = loader.next()) images += batch->images.dim(0);
+      }
       const double s = seconds_since(start);
-      std::cout << "calling thread (make_batch): " << images << " images in " << s << " s = "
-                << static_cast<int64_t>(images / s) << " images/s\n";
+      std::cout << (prefetch ? "background thread: " : "calling thread:    ") << images << " images in " << s
+                << " s = " << static_cast<int64_t>(static_cast<double>(images) / s) << " images/s\n";
     }
-    options.prefetch = true;
-    BatchLoader loader(train, indices, options);
-    start = std::chrono::steady_clock::now();
-    int64_t images = 0;
-    for (int64_t epoch = 0; epoch < epochs; ++epoch) {
-      loader.start_epoch(epoch);
-      while (const std::optional<Batch> batch = loader.next()) images += batch->images.dim(0);
-    }
-    const double s = seconds_since(start);
-    std::cout << "prefetching loader, " << epochs << " epochs: " << images << " images in " << s << " s = "
-              << static_cast<int64_t>(images / s) << " images/s\n";
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "loader-bench: " << e.what() << "\n";

@@ -414,6 +414,8 @@ BOOST_AUTO_TEST_CASE(idx_bad_files_give_their_errors) {
   check_error<std::runtime_error>([&] { read_idx(path("truncated")); }, {path("truncated").string(), "truncated"});
   write_bytes(path("header"), std::vector<uint8_t>(good.begin(), good.begin() + 9));
   check_error<std::runtime_error>([&] { read_idx(path("header")); }, {"truncated header"});
+  write_bytes(path("huge"), idx_bytes({0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, pixels));
+  check_error<std::runtime_error>([&] { read_idx(path("huge")); }, {path("huge").string(), "more values"});
 
   // Broken gzip: a cut-off stream and a stream with corrupted data.
   write_gzip(path("ok.gz"), good);
@@ -626,6 +628,8 @@ BOOST_AUTO_TEST_CASE(task_splits_with_a_larger_first_task_explicit_orders_and_pr
   options.class_order.clear();
   options.num_tasks = 3;
   check_error<std::invalid_argument>([&] { make_task_split(ten, nullptr, options); }, {"10 classes", "3 tasks"});
+  const ImageDataset eight = synthetic_dataset(8, 1, 1, 1);  // 8 = 2 + 3 + 3, but not equal
+  check_error<std::invalid_argument>([&] { make_task_split(eight, nullptr, options); }, {"8 classes", "equal tasks"});
   options.num_tasks = 2;
   options.validation_fraction = 1.0;
   check_error<std::invalid_argument>([&] { make_task_split(ten, nullptr, options); }, {"validation_fraction"});
