@@ -1,0 +1,92 @@
+#include "cuda/cuda_backend.h"
+
+#include <exception>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_context.h"
+#include "cuda/cuda_kernels.h"
+
+namespace engine::cuda {
+
+namespace {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device_index) : f32_(&ctx_), f64_(&ctx_) {
+    check_cuda(cudaSetDevice(device_index), "cudaSetDevice");
+    cudaDeviceProp properties{};
+    check_cuda(cudaGetDeviceProperties(&properties, device_index), "cudaGetDeviceProperties");
+    name_ = std::string("cuda (") + properties.name + ")";
+    // Non-blocking: the legacy default stream must not serialise with ours.
+    check_cuda(cudaStreamCreateWithFlags(&ctx_.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    check_cublas(cublasCreate(&ctx_.cublas), "cublasCreate");
+    check_cublas(cublasSetStream(ctx_.cublas, ctx_.stream), "cublasSetStream");
+  }
+  // The backend lives until the process ends: the CUDA runtime may already be
+  // torn down when static destructors run, so nothing is released here.
+
+  Device device() const override { return Device::cuda; }
+  std::string name() const override { return name_; }
+
+  void* allocate(size_t bytes) override { return ctx_.allocator.allocate(bytes); }
+  void deallocate(void* ptr, size_t bytes) override { ctx_.allocator.deallocate(ptr, bytes); }
+  void copy_to_host(void* host_dst, const void* src, size_t bytes) const override {
+    ctx_.copy_to_host(host_dst, src, bytes);
+  }
+  void copy_from_host(void* dst, const void* host_src, size_t bytes) const override {
+    ctx_.copy_from_host(dst, host_src, bytes);
+  }
+  void synchronize() const override {
+    check_cuda(cudaStreamSynchronize(ctx_.stream), "cudaStreamSynchronize");
+  }
+
+  const Kernels<float>& f32() const override { return f32_; }
+  const Kernels<double>& f64() const override { return f64_; }
+
+  // Runs one kernel and reads its result back: fails when the driver cannot
+  // load this binary's kernels for the GPU (an architecture not compiled in).
+  void probe() {
+    float* x = static_cast<float*>(allocate(sizeof(float)));
+    f32_.fill(x, 1, 42.0f);
+    float value = 0;
+    copy_to_host(&value, x, sizeof(float));
+    deallocate(x, sizeof(float));
+    if (value != 42.0f) throw std::runtime_error("a test kernel on the GPU gave a wrong result");
+  }
+
+ private:
+  CudaContext ctx_;
+  CudaKernels<float> f32_;
+  CudaKernels<double> f64_;
+  std::string name_;
+};
+
+}  // namespace
+
+Backend* try_create_backend(std::string* why_not) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    *why_not = std::string("no usable CUDA GPU or driver (cudaGetDeviceCount: ") +
+               cudaGetErrorName(status) + ": " + cudaGetErrorString(status) + ")";
+    return nullptr;
+  }
+  if (count == 0) {
+    *why_not = "no CUDA GPU found (cudaGetDeviceCount returned 0)";
+    return nullptr;
+  }
+  try {
+    auto backend = std::make_unique<CudaBackend>(0);
+    backend->probe();
+    return backend.release();
+  } catch (const std::exception& e) {
+    *why_not = std::string("the CUDA GPU could not be used: ") + e.what();
+    return nullptr;
+  }
+}
+
+}  // namespace engine::cuda

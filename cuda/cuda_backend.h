@@ -1,0 +1,16 @@
+// The CUDA backend: device memory, one stream, one cuBLAS handle, and the
+// kernels of cuda/cuda_kernels.h. engine/backend.cpp creates it on first use.
+#pragma once
+
+#include <string>
+
+#include "engine/backend.h"
+
+namespace engine::cuda {
+
+// The backend of GPU 0, or nullptr with the reason in *why_not when no GPU or
+// driver is usable (no device, driver too old, no kernel image for this GPU).
+// Never aborts: a binary built with CUDA runs on the CPU without a GPU.
+engine::Backend* try_create_backend(std::string* why_not);
+
+}  // namespace engine::cuda

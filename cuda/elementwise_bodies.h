@@ -1,0 +1,191 @@
+// Bodies of the memory, element-wise and reduction kernels (one call = one
+// output element). Each computes exactly what engine/cpu/cpu_backend.cpp
+// computes for that element, in the same order and precision.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/backend.h"
+#include "engine/host_device.h"
+
+namespace engine::cuda {
+
+// x (n) = value
+template <class T>
+struct Fill {
+  T* x;
+  T value;
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const { x[i] = value; }
+};
+
+// dst[r*dst_stride + j] = src[r*src_stride + j] for r < count, j < block; i = r*block + j.
+// src_stride 0 repeats one block (linear's bias rows).
+template <class T>
+struct CopyBlocks {
+  T* dst;
+  int64_t dst_stride;
+  const T* src;
+  int64_t src_stride, block;
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const {
+    const int64_t r = i / block, j = i % block;
+    dst[r * dst_stride + j] = src[r * src_stride + j];
+  }
+};
+
+// x (rows, cols) -> out (cols, rows); i indexes out.
+template <class T>
+struct Transpose2d {
+  T* out;
+  const T* x;
+  int64_t rows, cols;
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const {
+    const int64_t c = i / rows, r = i % rows;
+    out[i] = x[r * cols + c];
+  }
+};
+
+template <class T>
+ENGINE_HOST_DEVICE T apply_binary(BinaryOp op, T a, T b) {
+  switch (op) {
+    case BinaryOp::add: return a + b;
+    case BinaryOp::sub: return a - b;
+    case BinaryOp::mul: return a * b;
+    case BinaryOp::div: return a / b;
+  }
+  return T(0);
+}
+
+// out = a (op) b with broadcasting: element i's multi-index over out_shape
+// gives its offsets in a and b through their (possibly 0) strides.
+template <class T>
+struct Binary {
+  BinaryOp op;
+  Broadcast g;
+  const T* a;
+  const T* b;
+  T* out;
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const {
+    int64_t offset_a = 0, offset_b = 0, rest = i;
+    for (int d = g.ndim - 1; d >= 0; --d) {
+      const int64_t index = rest % g.out_shape[d];
+      rest /= g.out_shape[d];
+      offset_a += index * g.a_strides[d];
+      offset_b += index * g.b_strides[d];
+    }
+    out[i] = apply_binary(op, a[offset_a], b[offset_b]);
+  }
+};
+
+// Geometry of sum_to: x (x_shape) summed over the dimensions where out_shape is 1.
+struct SumToGeometry {
+  int ndim = 0;
+  int64_t x_shape[kMaxDims] = {};
+  int64_t out_shape[kMaxDims] = {};
+  int64_t x_strides[kMaxDims] = {};
+  int64_t out_numel = 1;     // outputs
+  int64_t reduce_numel = 1;  // inputs summed into each output
+
+  // Offset in x of output o's first input.
+  ENGINE_HOST_DEVICE int64_t base(int64_t o) const {
+    int64_t offset = 0;
+    for (int d = ndim - 1; d >= 0; --d) {
+      offset += o % out_shape[d] * x_strides[d];
+      o /= out_shape[d];
+    }
+    return offset;
+  }
+  // Offset of input r of an output, relative to its base, in the CPU's order.
+  ENGINE_HOST_DEVICE int64_t reduced_offset(int64_t r) const {
+    int64_t offset = 0;
+    for (int d = ndim - 1; d >= 0; --d) {
+      if (out_shape[d] != 1) continue;
+      offset += r % x_shape[d] * x_strides[d];
+      r /= x_shape[d];
+    }
+    return offset;
+  }
+};
+
+inline SumToGeometry make_sum_to_geometry(const int64_t* x_shape, const int64_t* out_shape,
+                                          int ndim) {
+  SumToGeometry g;
+  g.ndim = ndim;
+  int64_t stride = 1;
+  for (int d = ndim - 1; d >= 0; --d) {
+    g.x_shape[d] = x_shape[d];
+    g.out_shape[d] = out_shape[d];
+    g.x_strides[d] = stride;
+    stride *= x_shape[d];
+    g.out_numel *= out_shape[d];
+    if (out_shape[d] == 1) g.reduce_numel *= x_shape[d];
+  }
+  return g;
+}
+
+// out[o] += sum of output o's inputs, one thread per output, in the CPU's order.
+// Used when there are many outputs; few large sums use SumToInput and a block each.
+template <class T>
+struct SumToOutput {
+  SumToGeometry g;
+  const T* x;
+  T* out;
+  ENGINE_HOST_DEVICE void operator()(int64_t o) const {
+    const T* first = x + g.base(o);
+    double acc = 0;
+    for (int64_t r = 0; r < g.reduce_numel; ++r) acc += first[g.reduced_offset(r)];
+    out[o] += static_cast<T>(acc);
+  }
+};
+
+// Input r of output o, as a double: the value a block reduction sums.
+template <class T>
+struct SumToInput {
+  SumToGeometry g;
+  const T* first;  // x + g.base(o)
+  ENGINE_HOST_DEVICE double operator()(int64_t r) const {
+    return static_cast<double>(first[g.reduced_offset(r)]);
+  }
+};
+
+// x[i] as a double: the value sum_all's block reduction sums.
+template <class T>
+struct ValueAt {
+  const T* x;
+  ENGINE_HOST_DEVICE double operator()(int64_t i) const { return static_cast<double>(x[i]); }
+};
+
+// y += alpha * x
+template <class T>
+struct Axpy {
+  T alpha;
+  const T* x;
+  T* y;
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const { y[i] += alpha * x[i]; }
+};
+
+// x *= alpha
+template <class T>
+struct Scale {
+  T alpha;
+  T* x;
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const { x[i] *= alpha; }
+};
+
+// y = max(x, 0)
+template <class T>
+struct ReluForward {
+  const T* x;
+  T* y;
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const { y[i] = x[i] > T(0) ? x[i] : T(0); }
+};
+
+// dx += dy * (x > 0)
+template <class T>
+struct ReluBackward {
+  const T* x;
+  const T* dy;
+  T* dx;
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const { dx[i] += x[i] > T(0) ? dy[i] : T(0); }
+};
+
+}  // namespace engine::cuda

@@ -1,0 +1,65 @@
+// Bodies of the fused log-softmax cross-entropy kernels, as
+// engine/cpu/loss_kernels.cpp computes them. Labels and the class mask are
+// device copies of the host arrays the kernels receive.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "engine/host_device.h"
+
+namespace engine::cuda {
+
+// logits (N,K), mask (K) or null -> log_probs (N,K); one call per row.
+// log softmax(z)_j = z_j - max - log(sum_i exp(z_i - max)) over allowed classes;
+// subtracting the row maximum keeps every exp() in (0, 1]. Excluded classes get -inf.
+template <class T>
+struct LogSoftmaxRow {
+  const T* logits;
+  const uint8_t* mask;
+  int64_t k;
+  T* log_probs;
+  ENGINE_HOST_DEVICE void operator()(int64_t row) const {
+    const T* z = logits + row * k;
+    T* out = log_probs + row * k;
+    double max = -HUGE_VAL;
+    for (int64_t j = 0; j < k; ++j)
+      if ((!mask || mask[j]) && static_cast<double>(z[j]) > max) max = static_cast<double>(z[j]);
+    double sum_exp = 0;
+    for (int64_t j = 0; j < k; ++j)
+      if (!mask || mask[j]) sum_exp += std::exp(static_cast<double>(z[j]) - max);
+    const double log_normaliser = max + std::log(sum_exp);
+    for (int64_t j = 0; j < k; ++j)
+      out[j] = !mask || mask[j] ? static_cast<T>(static_cast<double>(z[j]) - log_normaliser)
+                                : static_cast<T>(-HUGE_VAL);
+  }
+};
+
+// picked (N) = log_probs[row, labels[row]]: the terms of the loss, summed on the host.
+template <class T>
+struct PickLabel {
+  const T* log_probs;
+  const int64_t* labels;
+  int64_t k;
+  T* picked;
+  ENGINE_HOST_DEVICE void operator()(int64_t row) const {
+    picked[row] = log_probs[row * k + labels[row]];
+  }
+};
+
+// dlogits (N,K) += scale * (softmax - onehot), element i = row*K + j. Masked
+// classes have log-prob -inf, so exp() gives them zero gradient.
+template <class T>
+struct CrossEntropyBackward {
+  const T* log_probs;
+  const int64_t* labels;
+  int64_t k;
+  T scale;
+  T* dlogits;
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const {
+    const int64_t row = i / k, j = i % k;
+    dlogits[i] += scale * (std::exp(log_probs[i]) - (j == labels[row] ? T(1) : T(0)));
+  }
+};
+
+}  // namespace engine::cuda
