@@ -1,0 +1,44 @@
+// BatchNorm2d, as torch.nn.BatchNorm2d (affine, tracking running statistics).
+//
+// One deliberate difference: a frozen BatchNorm2d (weight not requiring grad)
+// normalises with its running statistics and leaves them unchanged even in
+// training mode. Freezing a layer thus freezes all of its state, which is what
+// keeps a frozen, shared trunk (SenaCNN, adapters) from drifting while later
+// tasks train. PyTorch's "num_batches_tracked" counter is not kept (only the
+// cumulative average of momentum=None uses it, not offered here); loading ignores it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "layers/module.h"
+
+namespace layers {
+
+class BatchNorm2d final : public Module {
+ public:
+  explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
+
+  // x (N,C,H,W) -> (N,C,H,W)
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "BatchNorm2d"; }
+  std::string describe() const override;
+  std::shared_ptr<Module> clone() const override;
+  // weight 1, bias 0, running_mean 0, running_var 1 (as PyTorch).
+  void reset_parameters(engine::Generator& gen) override;
+  Part part() const override { return Part::features; }
+
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+  const Tensor& running_mean() const { return running_mean_; }
+  const Tensor& running_var() const { return running_var_; }
+
+ private:
+  void reset();
+
+  int64_t channels_;
+  double eps_, momentum_;
+  Tensor weight_, bias_, running_mean_, running_var_;
+};
+
+}  // namespace layers

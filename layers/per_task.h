@@ -1,0 +1,76 @@
+// Per-task parts of a task-incremental network.
+//
+// PerTask holds one replica of a layer per task and runs the current task's:
+// batch norm copies for adapter methods, the replicated branch of SenaCNN and
+// the per-task dense layers of finetune-fc. TaskHead holds one classifier block
+// per task. In both, task 0's replica keeps the plain names (so a single-task
+// model has PyTorch's state_dict names) and task t's is "<name>.tasks.<t>.*".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "layers/linear.h"
+#include "layers/module.h"
+
+namespace layers {
+
+class PerTask final : public Module {
+ public:
+  // `base` becomes task 0's replica (owned by task 0).
+  explicit PerTask(std::shared_ptr<Module> base);
+
+  // Adds the replica of task num_replicas(), owned by that task.
+  void add_replica(std::shared_ptr<Module> replica);
+  int64_t num_replicas() const { return static_cast<int64_t>(children().size()); }
+  Module& replica(int64_t task) const;
+
+  // The current task's replica's forward.
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "PerTask"; }
+  std::string describe() const override;
+  std::shared_ptr<Module> clone() const override;
+
+ private:
+  PerTask() = default;  // for clone()
+};
+
+enum class HeadMode {
+  per_task,  // one head per task: logits (N, classes of the task)
+  shared,    // one head over all classes so far, other tasks' logits masked (the study's choice)
+};
+
+// The classification head of a task-incremental model. In shared mode it is
+// one Linear over all classes whose rows are stored per task, so that task t's
+// rows are trained (and frozen) on their own: logits = concat of every block's
+// output, and class_mask(t) keeps only task t's classes in the softmax.
+class TaskHead final : public Module {
+ public:
+  TaskHead(int64_t in_features, HeadMode mode);
+
+  // Adds Linear(IN, classes) for task num_tasks(), owned by that task.
+  // gen null: left uninitialised.
+  Linear& add_task(int64_t classes, engine::Generator* gen);
+  int64_t num_tasks() const { return static_cast<int64_t>(children().size()); }
+  Linear& block(int64_t task) const;
+  int64_t classes(int64_t task) const { return block(task).out_features(); }
+  int64_t class_offset(int64_t task) const;  // first logit of the task (shared mode), else 0
+  int64_t total_classes() const;
+  // Shared mode: (total_classes) with 1 on the task's classes; per-task mode: empty (all).
+  std::vector<uint8_t> class_mask(int64_t task) const;
+  HeadMode mode() const { return mode_; }
+  int64_t in_features() const { return in_; }
+
+  // x (N,IN) -> per task: (N, classes(task)); shared: (N, total_classes)
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "TaskHead"; }
+  std::string describe() const override;
+  std::shared_ptr<Module> clone() const override;
+
+ private:
+  int64_t in_;
+  HeadMode mode_;
+};
+
+}  // namespace layers
