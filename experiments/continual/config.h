@@ -1,0 +1,71 @@
+// Everything a run of `continual` is configured with, its command-line flags,
+// and the two JSON views of it: the full configuration (results.json) and the
+// setting, the part that decides the numbers a cell produces (so that cells of
+// different settings are never mixed in one --out).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+namespace continual {
+
+struct RunConfig {
+  // Data and tasks.
+  std::string dataset = "fashion-mnist";
+  std::filesystem::path data_dir;  // empty: the data set's default
+  int64_t tasks = 5;
+  int64_t first_task_classes = 0;  // 0: all tasks equal
+  std::string class_order;         // "": the benchmark's order; "shuffle"; or "3,1,4,..."
+  uint64_t split_seed = 0;         // class shuffle and validation split
+  double validation_fraction = 0.1;
+  int64_t train_limit = 0;  // images per task for training (0: all), for quick runs
+  int64_t eval_limit = 0;   // images per task for validation and test (0: all)
+  std::string augment = "auto";  // auto (on for RGB data), on, off
+  int64_t image_size = 32;       // folder data sets: images resized to this
+
+  // Network and methods.
+  std::string arch = "sena32";
+  std::vector<std::string> methods = {"naive", "lora", "sena"};
+  int64_t rank = 4;      // adapter rank of conv layers
+  int64_t rank_fc = 8;   // adapter rank of dense layers
+  double alpha = 1.0;    // adapter scaling = alpha / rank
+  std::string adapt = "all";  // which layers get adapters (layers::parse_adapt)
+  std::filesystem::path init;     // .npz backbone to start from
+
+  // Training.
+  int64_t epochs = 5;
+  int64_t patience = 2;
+  int64_t batch = 64;
+  double lr = 1e-3;
+  double weight_decay = 5e-4;
+  std::string optimizer = "adam";
+  std::vector<uint64_t> seeds = {0};
+
+  // Running.
+  int threads = 0;  // 0: all cores
+  std::string device = "cpu";
+  std::filesystem::path out = "runs/continual";
+  bool resume = false;
+  std::optional<std::string> shard;
+};
+
+// Registers every flag on `app`, bound to `config`, with its help text.
+void add_flags(CLI::App& app, RunConfig& config);
+
+// Throws std::invalid_argument naming the flag for values that cannot work
+// (unknown method or optimiser, non-positive sizes, ...).
+void validate(const RunConfig& config);
+
+nlohmann::json config_json(const RunConfig& config);
+nlohmann::json setting_json(const RunConfig& config);
+
+// The method names this runner knows, in the order --help lists them.
+const std::vector<std::string>& method_names();
+
+}  // namespace continual

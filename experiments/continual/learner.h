@@ -1,0 +1,61 @@
+// What the training loop needs from a method: a network that grows and
+// freezes as tasks arrive. One Learner per cell (method x seed); methods.h
+// builds it on layers::ContinualModel. The seam keeps the loop testable with
+// small stand-in networks.
+//
+// Logits are in class-order positions: position p is the p-th class of the
+// split's class order (task 0's classes first), so the network's shared head
+// grows by one block per task; the loaders map labels to these positions
+// (TaskData::label_positions). class_mask(task) allows only the task's classes
+// (task-incremental learning: the task id is known at test time).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/npz.h"
+#include "engine/tensor.h"
+
+namespace continual {
+
+// Parameters a task added to what is stored, by part of the network.
+struct NewParams {
+  int64_t conv = 0;        // feature extractor: conv and batch-norm layers and their adapters
+  int64_t classifier = 0;  // dense layers, their adapters and the heads
+  int64_t total() const { return conv + classifier; }
+};
+
+class Learner {
+ public:
+  virtual ~Learner() = default;
+
+  // Prepares the network for the next task (heads, adapters, batch-norm
+  // copies, freezing); tasks come in order 0, 1, ... and new weights are drawn
+  // from the learner's own seeded generator, so replaying the same calls
+  // rebuilds the same network. Returns the parameters that train on this task.
+  virtual std::vector<engine::Tensor> begin_task(int64_t task, const std::vector<int64_t>& classes) = 0;
+  // What begin_task(task) added to the stored parameters; for task 0 everything
+  // that trains on it (for naive and joint, later tasks store nothing new but a head).
+  virtual NewParams new_params(int64_t task) const = 0;
+
+  // images (N,C,H,W) -> logits (N,K) through task `task`'s path, K the classes
+  // of every task begun so far.
+  virtual engine::Tensor forward(const engine::Tensor& images, int64_t task, bool training) = 0;
+  // K entries (as forward's logits now), 1 for the classes of task `task`.
+  virtual std::vector<uint8_t> class_mask(int64_t task) const = 0;
+  // The mask of the training loss; joint training allows every class seen so far.
+  virtual std::vector<uint8_t> training_mask(int64_t task) const { return class_mask(task); }
+  // Joint training learns task t on the data of tasks 0..t.
+  virtual bool trains_on_all_seen_tasks() const { return false; }
+
+  // Every tensor of the network (parameters and buffers such as running
+  // statistics), aliased: writing into them changes the network.
+  virtual engine::NamedTensors state() = 0;
+  // Counters of random layers (dropout), for checkpoints that resume bit-identically.
+  virtual std::vector<std::pair<std::string, uint64_t>> counters() const = 0;
+  virtual void load_counters(const std::vector<std::pair<std::string, uint64_t>>& counters) = 0;
+};
+
+}  // namespace continual

@@ -1,0 +1,49 @@
+// continual: the continual-learning experiment runner. Trains each method on
+// a sequence of tasks split from one data set and reports how much each one
+// forgets and what it costs in parameters and time (see --help).
+//
+//   continual [flags]            run the sweep (methods x seeds), or this shard of it
+//   continual merge OUT_DIR      combine the cell files of a sharded sweep
+#include <filesystem>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "experiments/continual/config.h"
+#include "experiments/continual/merge.h"
+#include "experiments/continual/progress.h"
+#include "experiments/continual/run.h"
+
+int main(int argc, char** argv) {
+  using namespace continual;
+  CLI::App app{
+      "continual: trains methods against catastrophic forgetting on a sequence of tasks split from one data set "
+      "(task-incremental: the task id is known at test time) and writes the accuracy matrix, ACC, BWT, "
+      "forgetting, parameter growth, tables and plots to --out."};
+  RunConfig config;
+  add_flags(app, config);
+  std::filesystem::path merge_dir;
+  CLI::App* merge = app.add_subcommand("merge", "combine the cell files of a sharded sweep in OUT_DIR into "
+                                                "results.json, summary.md, CSVs and plots");
+  merge->add_option("OUT_DIR", merge_dir, "the --out directory of the shards")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::cerr << "continual: " << e.what() << "\n(see continual --help)\n";
+    return 2;
+  }
+  try {
+    if (merge->parsed())
+      std::cout << merge_sweep(merge_dir) << "\nresults in " << merge_dir.string() << "\n";
+    else
+      run_sweep(config, std::cout, std::cerr, progress_on_terminal());
+    return 0;
+  } catch (const UsageError& e) {
+    std::cerr << "continual: " << e.what() << "\n(see continual --help)\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "continual: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,23 @@
+// The methods compared by the runner (naive, joint, finetune-head,
+// finetune-fc, lora, cp-lora, sena), as Learners on layers::ContinualModel,
+// which implements each one (see layers/continual_model.h). Every method
+// starts from the same network (--arch, seeded) with the study's shared head:
+// one block of rows per task, other tasks' logits masked.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "experiments/continual/config.h"
+#include "experiments/continual/learner.h"
+#include "experiments/continual/task_data.h"
+
+namespace continual {
+
+// A fresh network for one cell, initialised from `seed` (the backbone from
+// --init when given). Throws std::invalid_argument for an unknown method,
+// architecture or adapter placement.
+std::unique_ptr<Learner> make_learner(const RunConfig& config, const std::string& method, const TaskData& data,
+                                      uint64_t seed);
+
+}  // namespace continual

@@ -1,0 +1,74 @@
+#include "experiments/continual/run.h"
+
+#include <filesystem>
+
+#include "engine/backend.h"
+#include "engine/parallel.h"
+#include "experiments/continual/cell_result.h"
+#include "experiments/continual/checkpoint.h"
+#include "experiments/continual/merge.h"
+#include "experiments/continual/methods.h"
+#include "experiments/continual/sweep.h"
+#include "experiments/continual/task_data.h"
+#include "experiments/continual/trainer.h"
+
+namespace continual {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string sweep_title(const RunConfig& c, const TaskData& data) {
+  return "Split " + c.dataset + ", " + std::to_string(data.split.tasks.size()) + " tasks, " + c.arch + ", " +
+         std::to_string(c.seeds.size()) + (c.seeds.size() == 1 ? " seed" : " seeds") + ", " + data.eval_split() +
+         " accuracy";
+}
+
+}  // namespace
+
+void run_sweep(const RunConfig& c, std::ostream& out, std::ostream& log, bool terminal) {
+  Shard shard;
+  try {
+    validate(c);
+    shard = resolve_shard(c.shard, process_env);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  const engine::Device device = c.device == "cuda" ? engine::Device::cuda : engine::Device::cpu;
+  if (!engine::backend_available(device))
+    throw std::runtime_error("--device " + c.device + ": " + engine::backend_unavailable_reason(device));
+  engine::set_num_threads(c.threads);
+  const std::vector<Cell> cells = sweep_cells(c.methods, c.seeds);
+  if (shard.count > 1) log << "shard " << shard.index << "/" << shard.count << " from " << shard.source << "\n";
+  log << "reading " << c.dataset << "...\n" << std::flush;
+  const TaskData data = load_task_data(c);
+  log << c.dataset << ": " << data.split.tasks.size() << " tasks, " << data.data.train.size()
+      << " training images; reporting " << data.eval_split() << " accuracy"
+      << (data.split.has_test ? "" : " (the data set has no test split)") << "\n";
+  const nlohmann::json setting = setting_json(c);
+  write_sweep_record(c.out, {config_json(c), setting, data.identity, sweep_title(c, data), c.methods, cells});
+
+  for (size_t i = 0; i < cells.size(); ++i) {
+    if (!shard.contains(i)) continue;
+    const std::string name = cell_name(cells[i].method, cells[i].seed);
+    const fs::path file = cell_file(c.out, name);
+    if (read_cell_file(file, setting)) {
+      log << name << ": finished earlier (" << file.string() << "), skipped\n";
+      continue;
+    }
+    auto learner = make_learner(c, cells[i].method, data, cells[i].seed);
+    const CellResult result = train_cell(c, data, *learner, {cells[i].method, cells[i].seed, c.resume, &log, terminal});
+    write_cell_file(file, result, setting);
+    fs::remove(checkpoint_file(c.out, name));
+  }
+
+  const std::vector<std::string> missing = unfinished_cells(c.out, read_sweep_record(c.out));
+  if (!missing.empty()) {
+    log << "this shard is done; " << missing.size() << " cell(s) of the sweep are still to run elsewhere. "
+        << "When all shards have finished: continual merge " << c.out.string() << "\n";
+    return;
+  }
+  out << merge_sweep(c.out) << "\nresults in " << c.out.string() << "\n";
+}
+
+}  // namespace continual

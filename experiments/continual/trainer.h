@@ -1,0 +1,38 @@
+// The protocol of one cell: the tasks in sequence; each trains until early
+// stopping on its validation accuracy (patience in epochs, best weights
+// restored) or the epoch limit; after each task every task seen so far is
+// evaluated with its task id, giving one row of the accuracy matrix R.
+//
+// A checkpoint is written after every epoch and every finished task; with
+// `resume` an unfinished cell continues from it to the same numbers. A NaN or
+// infinite loss stops the cell with an error; the last good checkpoint stays.
+#pragma once
+
+#include <ostream>
+#include <string>
+
+#include "experiments/continual/cell_result.h"
+#include "experiments/continual/config.h"
+#include "experiments/continual/learner.h"
+#include "experiments/continual/task_data.h"
+
+namespace continual {
+
+struct CellRun {
+  std::string method;
+  uint64_t seed = 0;
+  bool resume = false;     // continue from the cell's checkpoint when there is one
+  std::ostream* log;       // progress display and messages
+  bool terminal = false;   // progress bar (true) or plain lines
+};
+
+// Trains `learner` (fresh, built for this cell) over every task of `data`.
+// Checkpoints go to checkpoint_file(config.out, cell name) and are removed
+// once the cell has finished.
+CellResult train_cell(const RunConfig& config, const TaskData& data, Learner& learner, const CellRun& run);
+
+// A seed for one purpose of one task of a cell (initialisation, batch order),
+// so that each task's randomness is independent of how the run got there.
+uint64_t task_stream(uint64_t seed, uint64_t purpose, int64_t task);
+
+}  // namespace continual

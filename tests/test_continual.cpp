@@ -1,0 +1,238 @@
+// The runner end to end on a small real subset of Split Fashion-MNIST (tiny
+// network, a few hundred images per task, 2 epochs): adapter methods and
+// SenaCNN keep every earlier task's accuracy exactly; naive forgets; a run
+// killed mid-task and resumed gives the same numbers as one never stopped; a
+// NaN loss stops the cell and keeps the last good checkpoint; a sweep run as
+// two shards and merged equals the same sweep run in one process.
+#define BOOST_TEST_MODULE continual
+#include <boost/test/unit_test.hpp>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <sstream>
+
+#include "engine/io.h"
+#include "engine/ops.h"
+#include "engine/parallel.h"
+#include "experiments/continual/checkpoint.h"
+#include "experiments/continual/merge.h"
+#include "experiments/continual/methods.h"
+#include "experiments/continual/run.h"
+#include "experiments/continual/trainer.h"
+
+using namespace continual;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+boost::test_tools::assertion_result fashion_mnist_present(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result result(fs::is_directory(kFashionMnistDir));
+  result.message() << "SKIPPED: " << kFashionMnistDir.string()
+                   << " not found (apt-get install dataset-fashion-mnist)";
+  return result;
+}
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& tag)
+      : path(fs::temp_directory_path() / ("continual-e2e-" + tag + "-" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+RunConfig small_config(const fs::path& out) {
+  RunConfig c;
+  c.dataset = "fashion-mnist";
+  c.data_dir = kFashionMnistDir;
+  c.arch = "tiny";
+  c.train_limit = 240;
+  c.eval_limit = 200;
+  c.epochs = 2;
+  c.patience = 2;
+  c.batch = 32;
+  c.lr = 3e-3;
+  c.rank = 2;
+  c.rank_fc = 4;
+  c.alpha = 2;
+  c.threads = 2;
+  c.out = out;
+  return c;
+}
+
+// The data is read once for every test (reading the gzip'd IDX files takes a moment).
+const TaskData& small_data() {
+  static const TaskData data = load_task_data(small_config("unused"));
+  return data;
+}
+
+CellResult run_method(const RunConfig& c, const std::string& method, uint64_t seed = 0, bool resume = false) {
+  std::ostringstream log;
+  auto learner = make_learner(c, method, small_data(), seed);
+  return train_cell(c, small_data(), *learner, {method, seed, resume, &log, false});
+}
+
+// Wraps a learner and breaks it on the n-th training forward: throws (a
+// killed process) or returns NaN logits (a diverged run).
+class FaultyLearner final : public Learner {
+ public:
+  enum class Fault { kill, nan };
+  FaultyLearner(std::unique_ptr<Learner> inner, int64_t fail_at, Fault fault)
+      : inner_(std::move(inner)), fail_at_(fail_at), fault_(fault) {}
+  std::vector<engine::Tensor> begin_task(int64_t task, const std::vector<int64_t>& classes) override {
+    return inner_->begin_task(task, classes);
+  }
+  NewParams new_params(int64_t task) const override { return inner_->new_params(task); }
+  engine::Tensor forward(const engine::Tensor& images, int64_t task, bool training) override {
+    engine::Tensor logits = inner_->forward(images, task, training);
+    if (training && ++calls_ == fail_at_) {
+      if (fault_ == Fault::kill) throw std::runtime_error("simulated kill");
+      return engine::mul_scalar(logits, std::numeric_limits<double>::quiet_NaN());
+    }
+    return logits;
+  }
+  std::vector<uint8_t> class_mask(int64_t task) const override { return inner_->class_mask(task); }
+  engine::NamedTensors state() override { return inner_->state(); }
+  std::vector<std::pair<std::string, uint64_t>> counters() const override { return inner_->counters(); }
+  void load_counters(const std::vector<std::pair<std::string, uint64_t>>& c) override { inner_->load_counters(c); }
+
+ private:
+  std::unique_ptr<Learner> inner_;
+  int64_t fail_at_, calls_ = 0;
+  Fault fault_;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(adapters_and_sena_never_forget_naive_does,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  TempDir dir("forget");
+  const RunConfig c = small_config(dir.path);
+  for (const std::string method : {"lora", "cp-lora", "sena"}) {
+    const CellResult r = run_method(c, method);
+    const AccuracyMatrix& m = r.accuracy_matrix;
+    BOOST_REQUIRE(m.size() == 5u);
+    // Bit-identical, not approximately: the old tasks' paths are untouched.
+    for (size_t j = 0; j + 1 < m.size(); ++j)
+      for (size_t i = j + 1; i < m.size(); ++i)
+        BOOST_TEST(m[i][j] == m[j][j], method << ": task " << j << " after task " << i);
+    BOOST_TEST(backward_transfer(m) == 0.0, method);
+    BOOST_TEST(forgetting(m) == 0.0, method);
+    // It learnt something: well above chance (0.5) on a 2-class task.
+    BOOST_TEST(average_accuracy(m) > 0.7, method << " ACC " << average_accuracy(m));
+    // Later tasks store new parameters (adapters, branches) and the first task the whole network.
+    BOOST_TEST(r.params.new_per_task[1] > 0);
+    BOOST_TEST(r.params.new_per_task[1] < r.params.base);
+  }
+  const CellResult naive = run_method(c, "naive");
+  BOOST_TEST(naive.accuracy_matrix[4][0] < naive.accuracy_matrix[0][0]);
+  BOOST_TEST(backward_transfer(naive.accuracy_matrix) < 0.0);
+  // Naive stores only a new head block per task: 32 * 2 weights + 2 biases in the tiny net.
+  BOOST_TEST(naive.params.new_per_task[1] == 66);
+  BOOST_TEST(naive.params.new_conv_per_task[1] == 0);
+}
+
+BOOST_AUTO_TEST_CASE(resume_after_a_kill_gives_identical_numbers,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  TempDir whole("whole"), killed("killed");
+  RunConfig c = small_config(whole.path);
+  c.tasks = 5;
+  const CellResult reference = run_method(c, "lora");
+  BOOST_TEST(!fs::exists(checkpoint_file(whole.path, "lora-seed0")) == false);  // train_cell leaves it to the caller
+
+  c.out = killed.path;
+  // 240 images in batches of 32: 8 batches an epoch; batch 3 of epoch 2 of task 3 fails.
+  const int64_t fail_at = 2 * (2 * 8) + 8 + 3;
+  auto faulty = std::make_unique<FaultyLearner>(make_learner(c, "lora", small_data(), 0), fail_at,
+                                                FaultyLearner::Fault::kill);
+  std::ostringstream log;
+  BOOST_CHECK_THROW(train_cell(c, small_data(), *faulty, {"lora", 0, false, &log, false}), std::runtime_error);
+  const auto checkpoint = load_checkpoint(checkpoint_file(killed.path, "lora-seed0"));
+  BOOST_REQUIRE(checkpoint.has_value());
+  BOOST_TEST(checkpoint->progress.at("task") == 2);
+  BOOST_TEST(checkpoint->progress.at("epoch") == 1);
+
+  const CellResult resumed = run_method(c, "lora", 0, /*resume=*/true);
+  BOOST_TEST(resumed.accuracy_matrix == reference.accuracy_matrix);
+  BOOST_TEST(resumed.validation_matrix == reference.validation_matrix);
+  BOOST_TEST(resumed.epochs_per_task == reference.epochs_per_task);
+  for (size_t t = 0; t < reference.curves.size(); ++t) {
+    BOOST_TEST(resumed.curves[t].train_loss == reference.curves[t].train_loss);
+    BOOST_TEST(resumed.curves[t].val_accuracy == reference.curves[t].val_accuracy);
+  }
+  BOOST_TEST(to_json(resumed).at("params") == to_json(reference).at("params"));
+}
+
+BOOST_AUTO_TEST_CASE(nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  TempDir dir("nan");
+  const RunConfig c = small_config(dir.path);
+  // Batch 5 of epoch 2 of task 1: epoch 1 has been checkpointed.
+  auto faulty = std::make_unique<FaultyLearner>(make_learner(c, "naive", small_data(), 0), 8 + 5,
+                                                FaultyLearner::Fault::nan);
+  std::ostringstream log;
+  try {
+    train_cell(c, small_data(), *faulty, {"naive", 0, false, &log, false});
+    BOOST_FAIL("a NaN loss did not stop training");
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    BOOST_TEST(what.find("loss is nan") != std::string::npos, what);
+    BOOST_TEST(what.find("epoch 2, batch 5") != std::string::npos, what);
+    BOOST_TEST(what.find("lora") == std::string::npos);
+  }
+  const auto checkpoint = load_checkpoint(checkpoint_file(dir.path, "naive-seed0"));
+  BOOST_REQUIRE(checkpoint.has_value());
+  BOOST_TEST(checkpoint->progress.at("epoch") == 1);
+  for (const auto& [name, tensor] : checkpoint->model)
+    for (float v : tensor.to_float_vector()) BOOST_REQUIRE(std::isfinite(v));
+}
+
+BOOST_AUTO_TEST_CASE(two_shards_merged_equal_one_process,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  TempDir one("one"), sharded("sharded");
+  RunConfig c = small_config(one.path);
+  c.tasks = 2;
+  c.class_order = "0,1,2,3";
+  c.train_limit = 120;
+  c.epochs = 1;
+  c.methods = {"naive", "finetune-head"};
+  c.seeds = {0, 1};
+  std::ostringstream out, log;
+  run_sweep(c, out, log, false);
+  BOOST_TEST(out.str().find("| naive |") != std::string::npos);
+
+  c.out = sharded.path;
+  for (const char* shard : {"0/2", "1/2"}) {
+    c.shard = shard;
+    std::ostringstream shard_out;
+    run_sweep(c, shard_out, log, false);
+  }
+  // The second shard finds the sweep complete and writes the reports itself;
+  // an explicit merge gives the same files.
+  merge_sweep(sharded.path);
+  auto runs = [](const fs::path& dir) {
+    const std::vector<char> bytes = engine::read_file(dir / "results.json");
+    nlohmann::json j = nlohmann::json::parse(bytes.begin(), bytes.end());
+    nlohmann::json kept = nlohmann::json::object();
+    for (auto& [method, entry] : j.at("methods").items())
+      for (auto& run : entry.at("runs"))
+        kept[method].push_back({run.at("seed"), run.at("accuracy_matrix"), run.at("params"), run.at("curves")});
+    return kept;
+  };
+  BOOST_TEST(runs(one.path) == runs(sharded.path));
+  BOOST_TEST(runs(one.path).at("naive").size() == 2u);
+
+  // A missing cell is named.
+  fs::remove(cell_file(sharded.path, "finetune-head-seed1"));
+  try {
+    merge_sweep(sharded.path);
+    BOOST_FAIL("merge accepted a missing cell");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()).find("finetune-head-seed1") != std::string::npos, e.what());
+  }
+}
