@@ -20,15 +20,6 @@ Adapter::Adapter(int64_t rank, double scaling) : rank_(rank), scaling_(scaling) 
   if (rank <= 0) throw std::invalid_argument("adapter: rank must be positive, got " + std::to_string(rank));
 }
 
-namespace {
-std::string fmt(double v) {
-  std::string s = std::to_string(v);
-  s.erase(s.find_last_not_of('0') + 1);
-  if (s.back() == '.') s.pop_back();
-  return s;
-}
-}  // namespace
-
 // ---- LoRA ------------------------------------------------------------------------
 
 LoRA::LoRA(int64_t in_features, int64_t out_features, int64_t rank, double scaling, double dropout,
@@ -63,7 +54,7 @@ Tensor LoRA::delta() const { return engine::mul_scalar(engine::matmul(B_, A_), s
 
 std::string LoRA::describe() const {
   return "LoRA(" + std::to_string(in_) + ", " + std::to_string(out_) + ", r=" + std::to_string(rank_) +
-         ", scaling=" + fmt(scaling_) + (dropout_ > 0 ? ", dropout=" + fmt(dropout_) : "") + ")";
+         ", scaling=" + repr_number(scaling_) + (dropout_ > 0 ? ", dropout=" + repr_number(dropout_) : "") + ")";
 }
 
 std::shared_ptr<Module> LoRA::clone() const {
@@ -100,7 +91,7 @@ Tensor ConvLoRA::delta() const {
 
 std::string ConvLoRA::describe() const {
   return "ConvLoRA(" + std::to_string(in_) + ", " + std::to_string(out_) + ", kernel_size=" +
-         std::to_string(kernel_) + ", r=" + std::to_string(rank_) + ", scaling=" + fmt(scaling_) + ")";
+         std::to_string(kernel_) + ", r=" + std::to_string(rank_) + ", scaling=" + repr_number(scaling_) + ")";
 }
 
 std::shared_ptr<Module> ConvLoRA::clone() const {
@@ -147,7 +138,7 @@ Tensor CPConvLoRA::delta() const {
 std::string CPConvLoRA::describe() const {
   return "CPConvLoRA(" + std::to_string(in_) + ", " + std::to_string(out_) + ", kernel_size=(" +
          std::to_string(kernel_h_) + ", " + std::to_string(kernel_w_) + "), r=" + std::to_string(rank_) +
-         ", scaling=" + fmt(scaling_) + (input_factor_ ? ", input_factor" : "") + ")";
+         ", scaling=" + repr_number(scaling_) + (input_factor_ ? ", input_factor" : "") + ")";
 }
 
 std::shared_ptr<Module> CPConvLoRA::clone() const {

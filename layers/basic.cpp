@@ -41,7 +41,7 @@ Tensor Dropout::forward(const Tensor& x) {
   return engine::dropout(x, p_, true, seed_, counter_++);
 }
 
-std::string Dropout::describe() const { return "Dropout(p=" + std::to_string(p_) + ")"; }
+std::string Dropout::describe() const { return "Dropout(p=" + repr_number(p_) + ")"; }
 std::shared_ptr<Module> Dropout::clone() const { return finish_clone(std::make_shared<Dropout>(p_, seed_)); }
 
 Tensor Flatten::forward(const Tensor& x) { return engine::flatten(x, 1); }

@@ -35,8 +35,8 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
 }
 
 std::string BatchNorm2d::describe() const {
-  return "BatchNorm2d(" + std::to_string(channels_) + ", eps=" + std::to_string(eps_) +
-         ", momentum=" + std::to_string(momentum_) + ")";
+  return "BatchNorm2d(" + std::to_string(channels_) + ", eps=" + repr_number(eps_) +
+         ", momentum=" + repr_number(momentum_) + ")";
 }
 
 std::shared_ptr<Module> BatchNorm2d::clone() const {

@@ -1,6 +1,7 @@
 #include "layers/module.h"
 
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "engine/autograd.h"
@@ -11,6 +12,12 @@ std::string join_name(const std::string& prefix, const std::string& name) {
   if (prefix.empty()) return name;
   if (name.empty()) return prefix;
   return prefix + "." + name;
+}
+
+std::string repr_number(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
 }
 
 Tensor Module::register_parameter(std::string name, Tensor tensor) {

@@ -132,6 +132,8 @@ class Module {
 
 // "prefix.name", or the non-empty one of the two.
 std::string join_name(const std::string& prefix, const std::string& name);
+// A number as Python's repr prints it in describe() lines: 0.2, 1e-05.
+std::string repr_number(double value);
 
 // Parameter counts of a module tree (buffers are not parameters).
 struct ParameterCounts {

@@ -1,0 +1,151 @@
+// param-table: the parameters each continual-learning method trains for a new
+// task (task 1 and later), split into the conv part and the classifier, as in
+// the reference study's table. Every figure is counted on a real ContinualModel
+// built for the method (tensors allocated but not initialised), never from a
+// formula typed in here.
+//
+//   param-table --arch vgg19 --input 224x224x3 --classes 200 --ranks 1,3,6,9,12,24 --rank-fc 30
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "layers/continual_model.h"
+#include "layers/models.h"
+
+namespace {
+
+struct Row {
+  std::string method, detail;
+  layers::ContinualOptions options;
+};
+
+std::string with_separators(int64_t n, bool plain) {
+  std::string digits = std::to_string(n);
+  if (plain) return digits;
+  for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) digits.insert(static_cast<size_t>(i), ",");
+  return digits;
+}
+
+// The parameters task 1 trains: what every later task adds.
+layers::ParameterCounts new_per_task(const std::string& arch, const layers::InputShape& input, int64_t classes,
+                                     layers::ContinualOptions options) {
+  options.initialise = false;
+  layers::ContinualModel model(layers::make_model(arch, input, classes, {0, false}), options);
+  model.add_task(classes);
+  model.add_task(classes);
+  return model.counts();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Parameters trained per new task by each continual-learning method, counted on the models."};
+  std::string arch = "vgg19", input_text = "224x224x3";
+  int64_t classes = 200, rank_fc = 30;
+  std::vector<int64_t> ranks = {1, 3, 6, 9, 12, 24};
+  bool plain = false;
+  app.add_option("--arch", arch, "architecture: sena32, tiny, vgg11..vgg19[_bn] or a VGG configuration")
+      ->capture_default_str();
+  app.add_option("--input", input_text, "input size as HxWxC")->capture_default_str();
+  app.add_option("--classes", classes, "classes per task")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--ranks", ranks, "ConvLoRA ranks, comma separated")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--rank-fc", rank_fc, "LoRA rank of the dense layers")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_flag("--plain", plain, "plain integers (default: thousands separators)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  // Bad flag values are usage errors (exit 2); anything failing later is a runtime error (exit 1).
+  layers::InputShape input;
+  int64_t base = 0;
+  try {
+    input = layers::parse_input(input_text);
+    base = layers::count_parameters(*layers::make_model(arch, input, classes, {0, false})).total;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "param-table: " << e.what() << "\n";
+    return 2;
+  }
+  try {
+
+    std::vector<Row> rows;
+    auto add = [&](std::string method, std::string detail, auto configure) {
+      layers::ContinualOptions options;
+      configure(options);
+      rows.push_back({std::move(method), std::move(detail), options});
+    };
+    const std::string r_fc = std::to_string(rank_fc);
+    add("finetune-1", "head only", [](auto& o) { o.method = layers::Method::finetune_head; });
+    add("finetune-2", "last 2 dense layers", [](auto& o) {
+      o.method = layers::Method::finetune_fc;
+      o.finetune_fc_layers = 2;
+    });
+    add("finetune-3", "last 3 dense layers", [](auto& o) {
+      o.method = layers::Method::finetune_fc;
+      o.finetune_fc_layers = 3;
+    });
+    for (int64_t r : ranks)
+      add("convlora-" + std::to_string(r), "ConvLoRA r=" + std::to_string(r) + " on every conv + head", [&](auto& o) {
+        o.method = layers::Method::lora;
+        o.adapters.where = layers::parse_adapt("conv");
+        o.adapters.rank_conv = r;
+      });
+    for (int64_t r : ranks)
+      add("cp-convlora-" + std::to_string(r), "CP-ConvLoRA r=" + std::to_string(r) + " on every conv + head",
+          [&](auto& o) {
+            o.method = layers::Method::cp_lora;
+            o.adapters.where = layers::parse_adapt("conv");
+            o.adapters.rank_conv = r;
+          });
+    add("lora-fc", "LoRA r=" + r_fc + " on the hidden dense layers + head", [&](auto& o) {
+      o.method = layers::Method::lora;
+      o.adapters.where = layers::parse_adapt("fc");
+      o.adapters.rank_fc = rank_fc;
+    });
+    add("lora-fc-all", "LoRA r=" + r_fc + " on every dense layer + head", [&](auto& o) {
+      o.method = layers::Method::lora;
+      o.adapters.where = layers::parse_adapt("fc,head");
+      o.adapters.rank_fc = rank_fc;
+    });
+    for (int64_t r : ranks)
+      add("convlora-" + std::to_string(r) + "+lora-fc",
+          "ConvLoRA r=" + std::to_string(r) + " + LoRA r=" + r_fc + " + head", [&](auto& o) {
+            o.method = layers::Method::lora;
+            o.adapters.where = layers::parse_adapt("all");
+            o.adapters.rank_conv = r;
+            o.adapters.rank_fc = rank_fc;
+          });
+    add("sena", "SenaCNN: second half of the layers per task", [](auto& o) { o.method = layers::Method::sena; });
+
+    std::cout << "arch " << arch << ", input " << layers::to_string(input) << ", " << classes
+              << " classes per task; base model " << with_separators(base, plain) << " parameters\n"
+              << "new parameters per task (trained on every task after the first); the conv part includes\n"
+              << "per-task BatchNorm2d copies where the architecture has batch norm\n\n";
+    std::cout << std::left << std::setw(22) << "method" << std::right << std::setw(14) << "conv part"
+              << std::setw(14) << "classifier" << std::setw(14) << "total" << std::setw(10) << "% base"
+              << "  details\n";
+    for (const Row& row : rows) {
+      const layers::ParameterCounts c = new_per_task(arch, input, classes, row.options);
+      std::ostringstream percent;
+      percent << std::fixed << std::setprecision(2) << 100.0 * static_cast<double>(c.trainable) / static_cast<double>(base);
+      std::cout << std::left << std::setw(22) << row.method << std::right << std::setw(14)
+                << with_separators(c.trainable_features, plain) << std::setw(14)
+                << with_separators(c.trainable_classifier, plain) << std::setw(14)
+                << with_separators(c.trainable, plain) << std::setw(10) << percent.str() << "  " << row.detail
+                << "\n";
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "param-table: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
