@@ -15,6 +15,9 @@ namespace {
 
 cublasOperation_t operation(bool transpose) { return transpose ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
+// cuBLAS wants leading dimensions >= 1 even for an empty (k = 0) operand.
+int64_t leading_dimension(int64_t row_length) { return row_length > 0 ? row_length : 1; }
+
 }  // namespace
 
 // c (m,n) = alpha * op(a) op(b) + beta * c, row-major; a is (m,k) or (k,m) when trans_a.
@@ -22,7 +25,7 @@ template <class T>
 void CudaKernels<T>::gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
                           const T* a, const T* b, T beta, T* c) const {
   if (m == 0 || n == 0) return;
-  const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
+  const int64_t lda = leading_dimension(trans_a ? m : k), ldb = leading_dimension(trans_b ? k : n);
   if constexpr (std::is_same_v<T, float>)
     check_cublas(cublasSgemm_64(ctx_->cublas, operation(trans_b), operation(trans_a), n, m, k,
                                 &alpha, b, ldb, a, lda, &beta, c, n),
@@ -40,7 +43,7 @@ void CudaKernels<T>::gemm_strided_batched(bool trans_a, bool trans_b, int64_t m,
                                           const T* b, int64_t stride_b, T beta, T* c,
                                           int64_t stride_c, int64_t batch) const {
   if (m == 0 || n == 0 || batch == 0) return;
-  const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
+  const int64_t lda = leading_dimension(trans_a ? m : k), ldb = leading_dimension(trans_b ? k : n);
   if constexpr (std::is_same_v<T, float>)
     check_cublas(cublasSgemmStridedBatched_64(ctx_->cublas, operation(trans_b), operation(trans_a),
                                               n, m, k, &alpha, b, ldb, stride_b, a, lda, stride_a,

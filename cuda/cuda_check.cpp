@@ -7,7 +7,7 @@ namespace engine::cuda {
 
 void check_cuda(cudaError_t status, const char* call) {
   if (status == cudaSuccess) return;
-  cudaGetLastError();  // clears a sticky-free error so later calls start clean
+  cudaGetLastError();  // reset the runtime's last error, so later checks see only their own
   throw std::runtime_error(std::string("CUDA error in ") + call + ": " + cudaGetErrorName(status) +
                            ": " + cudaGetErrorString(status));
 }
