@@ -8,7 +8,7 @@ read -r passed failed skipped written < <(
   cat "$dir"/*.xml 2>/dev/null | grep -o '<testsuite [^>]*>' | awk '
     function attr(name,   m) { return match($0, name "=\"[0-9]+\"") ? substr($0, RSTART + length(name) + 2, RLENGTH - length(name) - 3) + 0 : 0 }
     { t += attr("tests"); s += attr("skipped"); f += attr("failures") + attr("errors"); files++ }
-    END { print t - s - f, f, s, files + 0 }')
+    END { print t - f, f, s, files + 0 }')  # Boost's tests= already leaves out skipped cases
 expected=$(find build/tests -maxdepth 1 -type f -name 'test_*' -executable | wc -l)
 if [ "$written" -lt "$expected" ]; then failed=$((failed + expected - written)); fi
 echo "$passed passed, $failed failed, $skipped skipped"
