@@ -1,0 +1,37 @@
+// The NCCL communicator: reductions and broadcasts of CUDA tensors on the GPU,
+// everything else (bootstrap, barrier, the checks' allgathers, abort) over MPI.
+// Each rank uses the GPU the CUDA backend uses (the first visible one), so
+// ranks sharing a machine need one GPU each: give every rank its own
+// CUDA_VISIBLE_DEVICES (srun --gpus-per-task=1 does; see
+// scripts/mpirun-example.sh for mpirun).
+#pragma once
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include "engine/distributed/mpi_communicator.h"
+
+namespace engine::distributed {
+
+class NcclCommunicator final : public MpiCommunicator {
+ public:
+  // Rank 0 creates the ncclUniqueId and broadcasts it over MPI; every rank then
+  // joins the NCCL communicator. Throws std::runtime_error when no GPU is
+  // usable or NCCL fails (two ranks on one GPU, say).
+  NcclCommunicator();
+  ~NcclCommunicator() override;
+
+  std::string name() const override;
+  // CUDA tensors only (std::invalid_argument otherwise): copied into one
+  // device buffer per dtype, reduced with ncclAllReduce(ncclSum) in place,
+  // scaled by 1/size, copied back.
+  void allreduce_mean(const std::vector<Tensor>& tensors) override;
+  void broadcast(const std::vector<Tensor>& tensors, int root) override;
+
+ private:
+  ncclComm_t nccl_ = nullptr;
+  // NCCL's own stream; the backend's stream is synchronised before and after.
+  cudaStream_t stream_ = nullptr;
+};
+
+}  // namespace engine::distributed
