@@ -1,0 +1,253 @@
+// bench: how fast the engine runs on this machine.
+//   1. SGEMM GFLOP/s on 2048x2048 (and TFLOP/s at 4096 on CUDA): the ceiling.
+//   2. conv2d forward + backward GFLOP/s on VGG-sized layers (batch 64, 3x3,
+//      padding 1), and as a fraction of the SGEMM figure.
+//   3. Training-step throughput (images/s, batch 64, Adam) of a small CNN on
+//      32x32x3 input, built directly from engine ops.
+// With --data-parallel, only 3., as one of the ranks of an mpirun launch: each
+// of the P ranks takes 64/P images of the batch and gradients are averaged
+// (engine/distributed.h) before each step; rank 0 prints the figure.
+// Every figure is the best of a few repetitions; on CUDA the device is
+// synchronised before each timer is read.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/backend.h"
+#include "engine/distributed.h"
+#include "engine/init.h"
+#include "engine/ops.h"
+#include "engine/optim.h"
+#include "engine/parallel.h"
+#include "engine/random.h"
+
+using namespace engine;
+using nlohmann::json;
+
+namespace {
+
+// Seconds of the fastest of `reps` runs of f, after one untimed warm-up run.
+double best_seconds(Device device, int reps, const std::function<void()>& f) {
+  const Backend& be = backend(device);
+  f();
+  be.synchronize();
+  double best = INFINITY;
+  for (int r = 0; r < reps; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    be.synchronize();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
+Tensor random_tensor(const Shape& shape, Generator& gen, Device device) {
+  Tensor t = Tensor::empty(shape);
+  uniform_(t, -1.0, 1.0, gen);
+  return t.to(device);
+}
+
+// GFLOP/s of C (n,n) = A (n,n) B (n,n) in float32.
+double sgemm_gflops(Device device, int64_t n, int reps) {
+  Generator gen(1);
+  const Tensor a = random_tensor({n, n}, gen, device), b = random_tensor({n, n}, gen, device);
+  Tensor c = Tensor::empty({n, n}, DType::f32, device);
+  const Kernels<float>& kern = backend(device).kernels<float>();
+  const double seconds = best_seconds(device, reps, [&] {
+    kern.gemm(false, false, n, n, n, 1.0f, a.data<float>(), b.data<float>(), 0.0f, c.data<float>());
+  });
+  return 2.0 * static_cast<double>(n * n * n) / seconds / 1e9;
+}
+
+struct ConvLayer {
+  std::string name;
+  int64_t channels, size;  // C = OC, H = W
+};
+
+struct ConvResult {
+  double forward_s, backward_s, gflops;
+};
+
+// conv2d 3x3, padding 1, C -> C channels on (batch, C, size, size), with x,
+// weight and bias requiring grad. Backward runs the op's own backward function
+// on a fixed dy, so the timings hold the convolution alone.
+// Flops: forward 2*N*OC*C*KH*KW*OH*OW, backward twice that (dx and dW).
+ConvResult bench_conv(Device device, const ConvLayer& layer, int64_t batch, int reps) {
+  Generator gen(2);
+  const int64_t c = layer.channels, s = layer.size;
+  Tensor x = random_tensor({batch, c, s, s}, gen, device).set_requires_grad();
+  Tensor w = random_tensor({c, c, 3, 3}, gen, device).set_requires_grad();
+  Tensor b = random_tensor({c}, gen, device).set_requires_grad();
+  const Tensor dy = random_tensor({batch, c, s, s}, gen, device);
+  const Conv2dOptions pad1{1, 1, 1, 1};
+  Tensor y;
+  const double forward_s = best_seconds(device, reps, [&] { y = conv2d(x, w, b, pad1); });
+  const double backward_s = best_seconds(device, reps, [&] { y.impl()->grad_fn->backward(dy); });
+  const double forward_flops = 2.0 * static_cast<double>(batch * c * c * 9 * s * s);
+  return {forward_s, backward_s, 3 * forward_flops / (forward_s + backward_s) / 1e9};
+}
+
+// The small CNN of the benchmark, on (N,3,32,32):
+// conv3x3(3->32) relu conv3x3(32->32) relu maxpool(3, stride 2) conv3x3(32->64) relu
+// conv3x3(64->64) relu flatten linear(5184->512) linear(512->10); no padding:
+// 32 -> 30 -> 28 -> 13 -> 11 -> 9, and 64*9*9 = 5184.
+struct SmallCnn {
+  std::vector<Tensor> params;  // w1 b1 w2 b2 w3 b3 w4 b4 fc1_w fc1_b fc2_w fc2_b
+
+  SmallCnn(Device device, Generator& gen) {
+    const std::vector<Shape> weights = {{32, 3, 3, 3}, {32, 32, 3, 3}, {64, 32, 3, 3},
+                                        {64, 64, 3, 3}, {512, 5184},    {10, 512}};
+    for (const Shape& shape : weights) {
+      Tensor w = Tensor::empty(shape), b = Tensor::empty({shape[0]});
+      kaiming_uniform_(w, std::sqrt(5.0), gen);
+      bias_uniform_(b, fan_in(w), gen);
+      params.push_back(w.to(device).set_requires_grad());
+      params.push_back(b.to(device).set_requires_grad());
+    }
+  }
+
+  Tensor forward(const Tensor& x) const {
+    const Tensor* p = params.data();
+    Tensor h = relu(conv2d(x, p[0], p[1]));
+    h = relu(conv2d(h, p[2], p[3]));
+    h = max_pool2d(h, {3, 3, 2, 2, 0, 0});
+    h = relu(conv2d(h, p[4], p[5]));
+    h = relu(conv2d(h, p[6], p[7]));
+    h = linear(flatten(h), p[8], p[9]);
+    return linear(h, p[10], p[11]);
+  }
+};
+
+// Images per second of forward, cross-entropy, backward, gradient averaging
+// over the ranks of `comm` (each taking batch / size images) and an Adam step.
+double train_images_per_s(Device device, int64_t batch, int reps, Communicator& comm) {
+  Generator gen(3);
+  SmallCnn model(device, gen);
+  Adam optimizer(model.params, 1e-3);
+  const int64_t rank_batch = batch / comm.size();
+  const Tensor x = random_tensor({rank_batch, 3, 32, 32}, gen, device);
+  std::vector<int64_t> labels(static_cast<size_t>(rank_batch));
+  for (int64_t& label : labels) label = static_cast<int64_t>(gen.below(10));
+  const double seconds = best_seconds(device, reps, [&] {
+    optimizer.zero_grad();
+    cross_entropy(model.forward(x), labels).backward();
+    average_gradients(comm, model.params);
+    optimizer.step();
+  });
+  return static_cast<double>(batch) / seconds;
+}
+
+// --data-parallel: the training figure alone, printed by rank 0.
+int bench_data_parallel(Device device, int64_t batch, int reps, bool as_json) {
+  const std::unique_ptr<Communicator> comm = make_communicator(device);
+  if (batch % comm->size() != 0)
+    throw std::invalid_argument("--data-parallel: " + std::to_string(comm->size()) +
+                                " ranks do not divide the batch of " + std::to_string(batch));
+  const double images_per_s = train_images_per_s(device, batch, reps, *comm);
+  if (comm->rank() != 0) return 0;
+  json out = {{"device", backend(device).name()}, {"threads_per_rank", num_threads()},
+              {"communicator", comm->name()}, {"ranks", comm->size()},
+              {"sena32_train_batch", batch}, {"sena32_train_images_per_s", images_per_s}};
+  if (as_json)
+    std::cout << out.dump(2) << "\n";
+  else
+    std::printf("small CNN training step (batch %lld = %d ranks x %lld, %d threads each, Adam): "
+                "%.0f images/s (%.1f ms/step)\n",
+                static_cast<long long>(batch), comm->size(),
+                static_cast<long long>(batch / comm->size()), num_threads(), images_per_s,
+                batch / images_per_s * 1e3);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Measure SGEMM, conv2d and small-CNN training throughput of the engine."};
+  bool as_json = false, quick = false, data_parallel = false;
+  int threads = 0;
+  std::string device_name = "cpu";
+  app.add_flag("--json", as_json, "print one JSON object instead of text");
+  app.add_flag("--quick", quick, "fewer repetitions (a smoke test)");
+  app.add_flag("--data-parallel", data_parallel,
+               "only the training step, split across the ranks of an mpirun launch (1 rank without)");
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)")
+      ->check(CLI::Range(0, 4096))->capture_default_str();
+  app.add_option("--device", device_name, "cpu or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  const Device device = device_name == "cuda" ? Device::cuda : Device::cpu;
+  if (!backend_available(device)) {
+    std::cerr << "bench: device " << device_name
+              << " is unavailable: " << backend_unavailable_reason(device) << "\n";
+    return 1;
+  }
+  try {
+    set_num_threads(threads);
+    const int reps = quick ? 2 : 5;
+    const int64_t batch = 64;
+    if (data_parallel) return bench_data_parallel(device, batch, quick ? 3 : 10, as_json);
+    json out;
+    out["device"] = backend(device).name();
+    out["threads"] = num_threads();
+    out["quick"] = quick;
+    const double sgemm = sgemm_gflops(device, 2048, reps);
+    out["sgemm_gflops"] = sgemm;
+    if (device == Device::cuda) out["sgemm_4096_tflops"] = sgemm_gflops(device, 4096, reps) / 1e3;
+    if (!as_json) {
+      std::printf("device: %s\n", out["device"].get<std::string>().c_str());
+      std::printf("SGEMM 2048x2048: %.1f GFLOP/s\n", sgemm);
+      if (out.contains("sgemm_4096_tflops"))
+        std::printf("SGEMM 4096x4096: %.2f TFLOP/s\n", out["sgemm_4096_tflops"].get<double>());
+      std::printf("conv2d 3x3 pad 1, batch %lld, forward+backward (x, weight, bias grads):\n",
+                  static_cast<long long>(batch));
+      std::fflush(stdout);
+    }
+
+    const std::vector<ConvLayer> layers = {
+        {"64->64 at 32x32", 64, 32}, {"128->128 at 16x16", 128, 16}, {"256->256 at 8x8", 256, 8}};
+    out["conv"] = json::array();
+    for (const ConvLayer& layer : layers) {
+      const ConvResult r = bench_conv(device, layer, batch, reps);
+      out["conv"].push_back({{"name", layer.name},
+                             {"gflops", r.gflops},
+                             {"fraction_of_sgemm", r.gflops / sgemm},
+                             {"forward_ms", r.forward_s * 1e3},
+                             {"backward_ms", r.backward_s * 1e3}});
+      if (!as_json) {
+        std::printf("  %-18s %7.1f GFLOP/s = %.2f of SGEMM (forward %.1f ms, backward %.1f ms)\n",
+                    layer.name.c_str(), r.gflops, r.gflops / sgemm, r.forward_s * 1e3,
+                    r.backward_s * 1e3);
+        std::fflush(stdout);
+      }
+    }
+
+    const double images_per_s =
+        train_images_per_s(device, batch, quick ? 3 : 10, *make_single_process_communicator());
+    out["sena32_train_batch"] = batch;
+    out["sena32_train_images_per_s"] = images_per_s;
+    if (as_json) {
+      std::cout << out.dump(2) << "\n";
+    } else {
+      std::printf("small CNN training step (batch %lld, Adam): %.0f images/s (%.1f ms/step)\n",
+                  static_cast<long long>(batch), images_per_s, batch / images_per_s * 1e3);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "bench: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
