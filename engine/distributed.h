@@ -12,14 +12,15 @@
 //   MPI              tensors on any device, staged through one host buffer per
 //                    dtype; MPI_Allreduce(MPI_SUM) then a scale by 1/P.
 //   NCCL             CUDA tensors, reduced on the GPU in one device buffer per
-//                    dtype; bootstrapped (ncclUniqueId) and controlled over MPI.
+//                    dtype; bootstrapped (ncclUniqueId) over MPI, and CPU
+//                    tensors and the control messages go over MPI.
 // A reduction leaves the same bits on every rank (each element is reduced once
 // and the result is distributed), so parameters stay identical across ranks as
 // long as every rank applies the same optimiser to them; check_same_parameters()
 // verifies it.
 //
 // Every rank must call every collective, in the same order, with tensors of
-// the same dtypes and shapes (checked: a mismatch throws on every rank).
+// the same dtypes, devices and shapes (checked: a mismatch throws on every rank).
 //
 // Batch norm: statistics are computed per rank over its own part of the batch
 // (no synchronisation), so a model with batch norm is not step-for-step
@@ -73,13 +74,17 @@ class Communicator {
   // rank 0. Costs one hash pass over the tensors and two small allgathers.
   void check_same_parameters(const std::vector<Tensor>& tensors, const std::string& where);
 
- protected:
-  // The concatenation over ranks 0..size()-1 of each rank's `values` (all
-  // ranks pass the same number of values).
+  // Control messages between ranks (host values, any implementation): the
+  // concatenation over ranks 0..size()-1 of each rank's `values`. All ranks
+  // must pass the same number of values. E.g. rank 0's decision, so that
+  // every rank takes the same branch: allgather({decision})[0].
   virtual std::vector<uint64_t> allgather(const std::vector<uint64_t>& values) = 0;
+
+ protected:
   // Throws std::invalid_argument on every rank, naming `op`, unless all ranks
-  // pass tensors of the same dtypes and shapes. Implementations call it before
-  // each reduction or broadcast: mismatched buffers would hang or corrupt MPI.
+  // pass tensors of the same dtypes, devices and shapes. Implementations call
+  // it before each reduction or broadcast: mismatched buffers would hang or
+  // corrupt MPI.
   void check_same_layout(const std::vector<Tensor>& tensors, const std::string& op);
 };
 

@@ -9,7 +9,8 @@
 //     global batch, give the losses and parameters of one process on the whole
 //     batch (float32 reduction-order tolerance), and identical parameters on
 //     both ranks;
-//   - a parameter perturbed by one ulp on one rank is detected and named.
+//   - a parameter perturbed by one ulp on one rank is detected and named;
+//   - on a GPU machine, NCCL averages CUDA tensors (skipped elsewhere).
 #define BOOST_TEST_MODULE distributed
 #define BOOST_TEST_NO_MAIN
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "engine/backend.h"
 #include "engine/distributed.h"
 #include "engine/init.h"
 #include "engine/ops.h"
@@ -231,6 +233,13 @@ BOOST_AUTO_TEST_CASE(broadcast_copies_the_root, *boost::unit_test::precondition(
   BOOST_CHECK_THROW(comm.broadcast({a}, -1), std::invalid_argument);
 }
 
+BOOST_AUTO_TEST_CASE(allgather_concatenates_in_rank_order, *boost::unit_test::precondition(two_ranks)) {
+  Communicator& comm = world();
+  const uint64_t r = static_cast<uint64_t>(comm.rank());
+  BOOST_TEST(comm.allgather({10 + r, 20 + r}) == (std::vector<uint64_t>{10, 20, 11, 21}),
+             tt::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(mismatched_tensor_lists_throw_on_every_rank,
                      *boost::unit_test::precondition(two_ranks)) {
   Communicator& comm = world();
@@ -286,6 +295,35 @@ BOOST_AUTO_TEST_CASE(a_parameter_differing_on_one_rank_is_detected,
     BOOST_TEST(message_has(e, "tensor 2 of 6 (" + to_string(params[2].shape()) + ", float32)"));
     BOOST_TEST(message_has(e, "rank 1 differs from rank 0"));
   }
+}
+
+// On a GPU machine, under an MPI launcher (one rank per GPU): CUDA tensors are
+// averaged by NCCL, CPU tensors by MPI. Rank r holds base + r, so the mean is
+// base + (size - 1) / 2 for any number of ranks.
+BOOST_AUTO_TEST_CASE(nccl_averages_cuda_tensors,
+                     *boost::unit_test::precondition([](boost::unit_test::test_unit_id) {
+                       tt::assertion_result result(launched_by_mpi() && built_with_nccl() &&
+                                                   backend_available(Device::cuda));
+                       result.message() << "needs NCCL, a GPU and an MPI launch";
+                       return result;
+                     })) {
+  const auto comm = make_communicator(Device::cuda);
+  BOOST_TEST(comm->name().starts_with("NCCL"));
+  const double r = comm->rank(), shift = (comm->size() - 1) / 2.0;
+  const Tensor a = Tensor::full({1000}, 1.5 + r).to(Device::cuda);
+  const Tensor b = Tensor::full({3, 7}, -2.0 + r, DType::f64).to(Device::cuda);
+  const Tensor on_cpu = Tensor::full({2}, 4.0 + r);
+  comm->allreduce_mean({a, b});
+  comm->allreduce_mean({on_cpu});
+  BOOST_TEST(a.to_double_vector() == std::vector<double>(1000, 1.5 + shift), tt::per_element());
+  BOOST_TEST(b.to_double_vector() == std::vector<double>(21, -2.0 + shift), tt::per_element());
+  BOOST_TEST(on_cpu.to_double_vector() == std::vector<double>(2, 4.0 + shift), tt::per_element());
+  const Tensor c = Tensor::full({5}, 10.0 + r).to(Device::cuda);
+  comm->broadcast({c}, comm->size() - 1);
+  BOOST_TEST(c.to_double_vector() == std::vector<double>(5, 10.0 + comm->size() - 1),
+             tt::per_element());
+  BOOST_CHECK_NO_THROW(comm->check_same_parameters({a, b, c}, "nccl"));
+  BOOST_CHECK_THROW(comm->allreduce_mean({a, on_cpu}), std::invalid_argument);
 }
 
 // Rank 0 alone writes the JUnit report (meson's logger arguments name one

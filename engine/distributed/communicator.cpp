@@ -22,9 +22,9 @@ namespace {
 
 uint64_t mix(uint64_t hash, uint64_t value) { return splitmix64(hash ^ value); }
 
-// Hash of a tensor's dtype and shape.
+// Hash of a tensor's dtype, device and shape.
 uint64_t layout_hash(const Tensor& t) {
-  uint64_t hash = mix(0, static_cast<uint64_t>(t.dtype()));
+  uint64_t hash = mix(mix(0, static_cast<uint64_t>(t.dtype())), static_cast<uint64_t>(t.device()));
   for (const int64_t extent : t.shape()) hash = mix(hash, static_cast<uint64_t>(extent));
   return mix(hash, t.shape().size());
 }

@@ -31,9 +31,9 @@ class MpiCommunicator : public Communicator {
   void broadcast(const std::vector<Tensor>& tensors, int root) override;
   void barrier() override;
   [[noreturn]] void abort(int exit_code) override;
+  std::vector<uint64_t> allgather(const std::vector<uint64_t>& values) override;
 
  protected:
-  std::vector<uint64_t> allgather(const std::vector<uint64_t>& values) override;
   // Throws std::invalid_argument naming `op` unless 0 <= root < size.
   void check_root(int root, const std::string& op) const;
 

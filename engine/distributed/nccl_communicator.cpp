@@ -22,13 +22,16 @@ template <class T> ncclDataType_t nccl_type();
 template <> ncclDataType_t nccl_type<float>() { return ncclFloat32; }
 template <> ncclDataType_t nccl_type<double>() { return ncclFloat64; }
 
-void check_all_on_cuda(const std::vector<Tensor>& tensors, const std::string& op) {
-  for (size_t i = 0; i < tensors.size(); ++i)
-    if (tensors[i].device() != Device::cuda)
-      throw std::invalid_argument(op + " (NCCL): tensor " + std::to_string(i) + " " +
-                                  to_string(tensors[i].shape()) + " is on " +
-                                  to_string(tensors[i].device()) +
-                                  "; the NCCL communicator works on CUDA tensors");
+// True when every tensor is on the GPU (NCCL's part), false when every one is
+// on the CPU (MPI's part); a mix throws.
+bool all_on_cuda(const std::vector<Tensor>& tensors, const std::string& op) {
+  size_t on_cuda = 0;
+  for (const Tensor& t : tensors) on_cuda += t.device() == Device::cuda;
+  if (on_cuda != 0 && on_cuda != tensors.size())
+    throw std::invalid_argument(op + " (NCCL): " + std::to_string(on_cuda) + " of " +
+                                std::to_string(tensors.size()) +
+                                " tensors are on cuda, the others on cpu; pass them in two calls");
+  return on_cuda != 0;
 }
 
 // The tensors of dtype T, concatenated into one device tensor (undefined if none).
@@ -84,7 +87,7 @@ std::string NcclCommunicator::name() const {
 }
 
 void NcclCommunicator::allreduce_mean(const std::vector<Tensor>& tensors) {
-  check_all_on_cuda(tensors, "allreduce_mean");
+  if (!all_on_cuda(tensors, "allreduce_mean")) return MpiCommunicator::allreduce_mean(tensors);
   check_same_layout(tensors, "allreduce_mean");
   for (const DType dtype : {DType::f32, DType::f64}) {
     dispatch_dtype(dtype, [&]<class T>() {
@@ -103,8 +106,8 @@ void NcclCommunicator::allreduce_mean(const std::vector<Tensor>& tensors) {
 }
 
 void NcclCommunicator::broadcast(const std::vector<Tensor>& tensors, int root) {
+  if (!all_on_cuda(tensors, "broadcast")) return MpiCommunicator::broadcast(tensors, root);
   check_root(root, "broadcast");
-  check_all_on_cuda(tensors, "broadcast");
   check_same_layout(tensors, "broadcast");
   for (const DType dtype : {DType::f32, DType::f64}) {
     dispatch_dtype(dtype, [&]<class T>() {

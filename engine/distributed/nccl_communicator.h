@@ -1,5 +1,5 @@
 // The NCCL communicator: reductions and broadcasts of CUDA tensors on the GPU,
-// everything else (bootstrap, barrier, the checks' allgathers, abort) over MPI.
+// everything else (bootstrap, CPU tensors, barrier, allgather, abort) over MPI.
 // Each rank uses the GPU the CUDA backend uses (the first visible one), so
 // ranks sharing a machine need one GPU each: give every rank its own
 // CUDA_VISIBLE_DEVICES (srun --gpus-per-task=1 does; see
@@ -22,9 +22,10 @@ class NcclCommunicator final : public MpiCommunicator {
   ~NcclCommunicator() override;
 
   std::string name() const override;
-  // CUDA tensors only (std::invalid_argument otherwise): copied into one
-  // device buffer per dtype, reduced with ncclAllReduce(ncclSum) in place,
-  // scaled by 1/size, copied back.
+  // CUDA tensors: copied into one device buffer per dtype, reduced with
+  // ncclAllReduce(ncclSum) in place, scaled by 1/size, copied back. CPU
+  // tensors (loss sums, counts) go over MPI; a list mixing both throws
+  // std::invalid_argument.
   void allreduce_mean(const std::vector<Tensor>& tensors) override;
   void broadcast(const std::vector<Tensor>& tensors, int root) override;
 

@@ -22,8 +22,6 @@ class SingleProcessCommunicator final : public Communicator {
   }
   void barrier() override {}
   [[noreturn]] void abort(int exit_code) override { std::exit(exit_code); }
-
- protected:
   std::vector<uint64_t> allgather(const std::vector<uint64_t>& values) override { return values; }
 };
 
