@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -203,12 +204,17 @@ int main(int argc, char** argv) {
     json out;
     out["device"] = backend(device).name();
     out["threads"] = num_threads();
+    // libgomp's default wait policy spins between parallel regions, which
+    // starves OpenBLAS's own threads when both share few cores: say which ran.
+    const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+    out["omp_wait_policy"] = wait_policy ? wait_policy : "default";
     out["quick"] = quick;
     const double sgemm = sgemm_gflops(device, 2048, reps);
     out["sgemm_gflops"] = sgemm;
     if (device == Device::cuda) out["sgemm_4096_tflops"] = sgemm_gflops(device, 4096, reps) / 1e3;
     if (!as_json) {
-      std::printf("device: %s\n", out["device"].get<std::string>().c_str());
+      std::printf("device: %s, OMP_WAIT_POLICY %s\n", out["device"].get<std::string>().c_str(),
+                  out["omp_wait_policy"].get<std::string>().c_str());
       std::printf("SGEMM 2048x2048: %.1f GFLOP/s\n", sgemm);
       if (out.contains("sgemm_4096_tflops"))
         std::printf("SGEMM 4096x4096: %.2f TFLOP/s\n", out["sgemm_4096_tflops"].get<double>());

@@ -218,6 +218,14 @@ BOOST_AUTO_TEST_CASE(max_pool_known_values) {
   const Tensor negative = values({1, 1, 4, 4}, iota(16, -16));
   BOOST_TEST(max_pool2d(negative, {3, 3, 2, 2, 1, 1}).to_double_vector() ==
              (std::vector<double>{-11, -9, -3, -1}));
+  // NaN wins its window (it propagates, as in PyTorch); the other windows are unaffected.
+  std::vector<double> with_nan = iota(16);
+  with_nan[6] = std::nan("");
+  const auto pooled = max_pool2d(values({1, 1, 4, 4}, with_nan), {2, 2, 2, 2, 0, 0}).to_double_vector();
+  BOOST_TEST(pooled[0] == 5);
+  BOOST_TEST(std::isnan(pooled[1]));
+  BOOST_TEST(pooled[2] == 13);
+  BOOST_TEST(pooled[3] == 15);
   // Ties: the gradient goes to the first maximum of each window.
   Tensor ones = Tensor::full({1, 1, 4, 4}, 1.0, DType::f64);
   ones.set_requires_grad();

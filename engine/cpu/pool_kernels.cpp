@@ -32,7 +32,7 @@ Span adaptive_span(int64_t o, int64_t outputs, int64_t size) {
 
 // x (N,C,H,W) -> y (N,C,OH,OW), argmax (N,C,OH,OW) = flat index into H*W of the
 // first maximum. Padding never wins: the op keeps pad <= kernel/2, so every
-// window holds at least one pixel. NaN wins, as in PyTorch, so it propagates.
+// window holds at least one pixel. NaN wins (the first one), as in PyTorch, so it propagates.
 template <class T>
 void CpuKernels<T>::max_pool_forward(const Window2d& g, int64_t batch, const T* x, T* y,
                                      int64_t* argmax) const {
@@ -46,13 +46,27 @@ void CpuKernels<T>::max_pool_forward(const Window2d& g, int64_t batch, const T* 
       const Span rows = window_span(oh, g.kernel_h, g.stride_h, g.pad_h, g.height);
       for (int64_t ow = 0; ow < out_w; ++ow) {
         const Span cols = window_span(ow, g.kernel_w, g.stride_w, g.pad_w, g.width);
-        int64_t best_index = rows.begin * g.width + cols.begin;
-        T best = in[best_index];
+        // Two passes: the maximum (branch-free), then the first pixel holding
+        // it; a single pass with a compare-and-branch per pixel mispredicts on
+        // real data. A NaN anywhere is the maximum.
+        T best = in[rows.begin * g.width + cols.begin];
+        bool has_nan = false;
         for (int64_t ih = rows.begin; ih < rows.end; ++ih)
           for (int64_t iw = cols.begin; iw < cols.end; ++iw) {
             const T v = in[ih * g.width + iw];
-            if (v > best || (std::isnan(v) && !std::isnan(best))) best = v, best_index = ih * g.width + iw;
+            best = v > best ? v : best;
+            has_nan |= std::isnan(v);
           }
+        int64_t best_index = -1;
+        for (int64_t ih = rows.begin; ih < rows.end && best_index < 0; ++ih)
+          for (int64_t iw = cols.begin; iw < cols.end; ++iw) {
+            const T v = in[ih * g.width + iw];
+            if (has_nan ? std::isnan(v) : v == best) {
+              best_index = ih * g.width + iw;
+              break;
+            }
+          }
+        if (has_nan) best = in[best_index];
         const int64_t o = p * out_size + oh * out_w + ow;
         y[o] = best;
         argmax[o] = best_index;
