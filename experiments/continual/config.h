@@ -34,7 +34,7 @@ struct RunConfig {
   std::vector<std::string> methods = {"naive", "lora", "sena"};
   int64_t rank = 4;      // adapter rank of conv layers
   int64_t rank_fc = 8;   // adapter rank of dense layers
-  double alpha = 1.0;    // adapter scaling = alpha / rank
+  double alpha = 8.0;    // adapter scaling = alpha / rank: 2 for conv at rank 4, 1 for dense at rank 8
   std::string adapt = "all";  // which layers get adapters (layers::parse_adapt)
   std::filesystem::path init;     // .npz backbone to start from
 
