@@ -5,7 +5,11 @@
 // 1/P of the global batch (the loss being the mean over its part), then
 // allreduce_mean() averages the gradients, so every rank applies the same
 // update: with P equal parts, the mean of the P part-mean gradients is the
-// full-batch mean gradient (up to float32 reduction order).
+// full-batch mean gradient (up to float32 reduction order). When P does not
+// divide a batch (the last of an epoch), scale each rank's loss by
+// P * n_rank / n before backward, so that the average stays the full-batch
+// mean; a rank with no images still calls the collectives, with zero
+// gradients (grad_buffer() of each trainable parameter).
 //
 // Implementations (engine/distributed/):
 //   single process   size 1; every collective is a no-op.
@@ -26,7 +30,9 @@
 // (no synchronisation), so a model with batch norm is not step-for-step
 // equivalent to one process on the global batch. Running statistics drift
 // apart between ranks; broadcast() them from rank 0 (as PyTorch DDP does)
-// before evaluating or checkpointing.
+// before evaluating or checkpointing. Dropout likewise: its mask hashes the
+// element's index within the rank's part, so ranks draw other masks than one
+// process on the whole batch would (equally random, not the same bits).
 //
 // Errors and failing ranks: MPI errors abort the whole job (MPI's default
 // handler, MPI_ERRORS_ARE_FATAL). A rank that dies (crash, kill, out of
