@@ -24,7 +24,7 @@ struct RunConfig {
   std::string class_order;         // "": the benchmark's order; "shuffle"; or "3,1,4,..."
   uint64_t split_seed = 0;         // class shuffle and validation split
   double validation_fraction = 0.1;
-  int64_t train_limit = 0;  // images per task for training (0: all), for quick runs
+  int64_t train_limit = 2000;  // images per task for training (0: all); the default keeps the main run short
   int64_t eval_limit = 0;   // images per task for validation and test (0: all)
   std::string augment = "auto";  // auto (on for RGB data), on, off
   int64_t image_size = 32;       // folder data sets: images resized to this
