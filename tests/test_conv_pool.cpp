@@ -304,6 +304,8 @@ BOOST_AUTO_TEST_CASE(shape_errors_are_clear) {
                 {"conv2d", "x must have 4 dimensions"});
   check_message([&] { conv2d(x, Tensor::zeros({5, 3, 3, 3}, DType::f64), Tensor()); },
                 {"conv2d", "dtypes differ"});
+  check_message([&] { conv2d(Tensor::zeros({2, 0, 8, 8}), Tensor::zeros({5, 0, 3, 3}), Tensor()); },
+                {"conv2d", "at least one channel"});
   check_message([&] { max_pool2d(x, {9, 9, 1, 1, 0, 0}); }, {"max_pool2d", "kernel 9x9", "8x8"});
   check_message([&] { avg_pool2d(x, {3, 3, 1, 1, 2, 0}); }, {"avg_pool2d", "padding"});
   check_message([&] { max_pool2d(Tensor::zeros({2, 8, 8}), {}); }, {"max_pool2d", "4 dimensions"});

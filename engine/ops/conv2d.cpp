@@ -60,6 +60,9 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& weight, const Tensor& 
     shape_error("conv2d", shape_of("x (N,C,H,W)", x) + " has " + std::to_string(x.dim(1)) +
                               " channels but " + shape_of("weight (OC,C,KH,KW)", weight) +
                               " expects " + std::to_string(weight.dim(1)));
+  if (x.dim(1) < 1 || weight.dim(0) < 1)
+    shape_error("conv2d", shape_of("x (N,C,H,W)", x) + " and " +
+                              shape_of("weight (OC,C,KH,KW)", weight) + " need at least one channel");
   if (bias.defined()) {
     check_same_dtype_device("conv2d", x, bias);
     if (bias.shape() != Shape{weight.dim(0)})
