@@ -188,7 +188,7 @@ struct Axes {
 
 void draw_title_and_labels(Canvas& c, const Axes& a, const std::string& title, const std::string& x_label,
                            const std::string& y_label) {
-  c.text((c.width() - Canvas::text_width(title, 3)) / 2, 12, title, kBlack, 3);
+  c.text(std::max(4, (c.width() - Canvas::text_width(title, 3)) / 2), 12, title, kBlack, 3);
   c.text((a.left + a.right - Canvas::text_width(x_label, kScale)) / 2, c.height() - 26, x_label, kBlack, kScale);
   c.text_vertical(10, (a.top + a.bottom - Canvas::text_width(y_label, kScale)) / 2, y_label, kBlack, kScale);
 }
