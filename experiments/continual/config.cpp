@@ -72,7 +72,9 @@ void add_flags(CLI::App& app, RunConfig& c) {
   app.add_option("--threads", c.threads, "CPU threads (0: all cores)")->capture_default_str();
   app.add_option("--device", c.device, "cpu or cuda")->capture_default_str();
   app.add_option("--out", c.out, "output directory (results, plots, checkpoints)")->capture_default_str();
-  app.add_flag("--resume", c.resume, "continue unfinished cells from their last checkpoint");
+  app.add_flag("--resume", c.resume,
+               "continue unfinished cells from their last checkpoint (finished cells, those with a result "
+               "file in OUT/cells/, are always skipped; delete the file to run one again)");
   app.add_option("--shard", c.shard,
                  "I/N: run only the cells (method x seed) whose index mod N is I; by default read from "
                  "Slurm job arrays or an MPI launch, else all cells");
