@@ -30,6 +30,7 @@
 #include "engine/optim.h"
 #include "engine/parallel.h"
 #include "engine/random.h"
+#include "layers/models.h"
 
 using namespace engine;
 using nlohmann::json;
@@ -147,6 +148,26 @@ double train_images_per_s(Device device, int64_t batch, int reps, Communicator& 
   return static_cast<double>(batch) / seconds;
 }
 
+// Images per second of a full training step (forward, cross-entropy, backward,
+// Adam) of a model built by the layers library, e.g. "vgg19_bn" on (batch,3,32,32).
+double model_train_images_per_s(Device device, const std::string& arch, int64_t batch, int reps) {
+  Generator gen(4);
+  std::shared_ptr<layers::Sequential> model =
+      layers::make_model(arch, layers::InputShape{32, 32, 3}, 10, layers::ModelInit{4, true});
+  model->to(device);
+  model->train(true);
+  Adam optimizer(model->trainable_parameters(), 1e-3);
+  const Tensor x = random_tensor({batch, 3, 32, 32}, gen, device);
+  std::vector<int64_t> labels(static_cast<size_t>(batch));
+  for (int64_t& label : labels) label = static_cast<int64_t>(gen.below(10));
+  const double seconds = best_seconds(device, reps, [&] {
+    optimizer.zero_grad();
+    cross_entropy(model->forward(x), labels).backward();
+    optimizer.step();
+  });
+  return static_cast<double>(batch) / seconds;
+}
+
 // --data-parallel: the training figure alone, printed by rank 0.
 int bench_data_parallel(Device device, int64_t batch, int reps, bool as_json) {
   const std::unique_ptr<Communicator> comm = make_communicator(device);
@@ -173,13 +194,16 @@ int bench_data_parallel(Device device, int64_t batch, int reps, bool as_json) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Measure SGEMM, conv2d and small-CNN training throughput of the engine."};
-  bool as_json = false, quick = false, data_parallel = false;
+  bool as_json = false, quick = false, data_parallel = false, models = false;
   int threads = 0;
   std::string device_name = "cpu";
   app.add_flag("--json", as_json, "print one JSON object instead of text");
   app.add_flag("--quick", quick, "fewer repetitions (a smoke test)");
   app.add_flag("--data-parallel", data_parallel,
                "only the training step, split across the ranks of an mpirun launch (1 rank without)");
+  app.add_flag("--models", models,
+               "also train layers-built sena32 and vgg19_bn at 32x32, batch 128 (on by default "
+               "with --device cuda)");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")
       ->check(CLI::Range(0, 4096))->capture_default_str();
   app.add_option("--device", device_name, "cpu or cuda")
@@ -245,12 +269,23 @@ int main(int argc, char** argv) {
         train_images_per_s(device, batch, quick ? 3 : 10, *make_single_process_communicator());
     out["sena32_train_batch"] = batch;
     out["sena32_train_images_per_s"] = images_per_s;
-    if (as_json) {
-      std::cout << out.dump(2) << "\n";
-    } else {
+    if (!as_json)
       std::printf("small CNN training step (batch %lld, Adam): %.0f images/s (%.1f ms/step)\n",
                   static_cast<long long>(batch), images_per_s, batch / images_per_s * 1e3);
+    if (models || device == Device::cuda) {
+      const int64_t model_batch = 128;
+      out["models_train_batch"] = model_batch;
+      for (const std::string arch : {"sena32", "vgg19_bn"}) {
+        const double rate = model_train_images_per_s(device, arch, model_batch, quick ? 2 : 5);
+        out["models_train_images_per_s"][arch] = rate;
+        if (!as_json) {
+          std::printf("%s training step (32x32x3, batch %lld, Adam): %.0f images/s\n",
+                      arch.c_str(), static_cast<long long>(model_batch), rate);
+          std::fflush(stdout);
+        }
+      }
     }
+    if (as_json) std::cout << out.dump(2) << "\n";
   } catch (const std::exception& e) {
     std::cerr << "bench: " << e.what() << "\n";
     return 1;
