@@ -2,6 +2,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -40,29 +41,59 @@ void CpuKernels<T>::transpose2d(T* out, const T* x, int64_t rows, int64_t cols) 
     for (int64_t r = 0; r < rows; ++r) out[c * rows + r] = x[r * cols + c];
 }
 
+// GEMM threading. OpenBLAS always runs single-threaded here and our OpenMP
+// threads split the work, because OpenBLAS's own thread pool beside OpenMP's
+// made the two pools' spinning waiters starve each other on 2 cores (training
+// steps 3-5x slower). A product is cut into bands of C whose sizes depend on
+// the shape alone, never on the thread count, and each band is one OpenBLAS
+// call; threads share the bands (or, in a batch, the products). So every
+// element is computed by the same call whatever the thread count, and results
+// are bit-identical for any number of threads.
+constexpr int64_t kMinBand = 256;   // rows or columns of C per call, at least
+constexpr int64_t kMaxBands = 16;
+constexpr int64_t kBandAlign = 64;  // keeps micro-kernel tiles aligned as in one call
+constexpr double kSplitGemmFlops = 1 << 22;
+
+// One single-threaded OpenBLAS product, row-major, explicit leading dimensions.
+template <class T>
+void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+               int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  const auto ta = trans_a ? CblasTrans : CblasNoTrans;
+  const auto tb = trans_b ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else
+    cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 template <class T>
 void CpuKernels<T>::gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
                          const T* a, const T* b, T beta, T* c) const {
   if (m == 0 || n == 0) return;
-  const auto ta = trans_a ? CblasTrans : CblasNoTrans;
-  const auto tb = trans_b ? CblasTrans : CblasNoTrans;
-  const blasint lda = static_cast<blasint>(trans_a ? m : k);
-  const blasint ldb = static_cast<blasint>(trans_b ? k : n);
-  auto call = [&](int64_t depth, const T* a_part, const T* b_part, T beta_part) {
-    if constexpr (std::is_same_v<T, float>)
-      cblas_sgemm(CblasRowMajor, ta, tb, m, n, depth, alpha, a_part, lda, b_part, ldb, beta_part, c, n);
-    else
-      cblas_dgemm(CblasRowMajor, ta, tb, m, n, depth, alpha, a_part, lda, b_part, ldb, beta_part, c, n);
-  };
-  // OpenBLAS 0.3.21 splits a long k into blocks differently on one thread and
-  // on several (level3.c rounds half of a remainder in (Q, 2Q) up to the
-  // unroll, level3_thread.c does not), so results changed with the thread count
-  // for k > Q unless k is a multiple of 32. Running the k % 32 tail as a
-  // second product keeps the bits the same for any thread count.
-  const int64_t tail = k > 32 ? k % 32 : 0, depth = k - tail;
-  call(depth, a, b, beta);
-  if (tail > 0)
-    call(tail, a + (trans_a ? depth * m : depth), b + (trans_b ? depth : depth * n), T(1));
+  const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
+  // Bands along the longer side of C.
+  const bool split_rows = m >= n;
+  const int64_t extent = split_rows ? m : n;
+  const int64_t per_band = (extent + kMaxBands - 1) / kMaxBands;
+  const int64_t band = std::max(kMinBand, (per_band + kBandAlign - 1) / kBandAlign * kBandAlign);
+  const bool small = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) <
+                     kSplitGemmFlops;
+  const int64_t bands = small ? 1 : (extent + band - 1) / band;
+  if (bands == 1) {
+    blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
+    return;
+  }
+  // Inside another parallel region (a batch of products) this loop runs serially.
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < bands; ++i) {
+    const int64_t start = i * band, size = std::min(band, extent - start);
+    if (split_rows)  // rows [start, start+size) of op(A) and C
+      blas_gemm(trans_a, trans_b, size, n, k, alpha, a + (trans_a ? start : start * k), lda, b,
+                ldb, beta, c + start * n, n);
+    else  // columns [start, start+size) of op(B) and C
+      blas_gemm(trans_a, trans_b, m, size, k, alpha, a, lda, b + (trans_b ? start * k : start),
+                ldb, beta, c + start, n);
+  }
 }
 
 template <class T>
@@ -70,7 +101,10 @@ void CpuKernels<T>::gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, 
                                          int64_t k, T alpha, const T* a, int64_t stride_a,
                                          const T* b, int64_t stride_b, T beta, T* c,
                                          int64_t stride_c, int64_t batch) const {
-  // OpenBLAS threads each product; batching on top would oversubscribe.
+  // With a product for every thread, threads take whole products (whose bands
+  // then run serially); otherwise each product's bands are shared.
+  const bool across_products = batch >= omp_get_max_threads();
+#pragma omp parallel for schedule(static) if (across_products)
   for (int64_t i = 0; i < batch; ++i)
     gemm(trans_a, trans_b, m, n, k, alpha, a + i * stride_a, b + i * stride_b, beta,
          c + i * stride_c);
@@ -185,6 +219,8 @@ template class CpuKernels<double>;
 
 class CpuBackend final : public Backend {
  public:
+  // OpenMP threads split the GEMMs themselves: see CpuKernels::gemm.
+  CpuBackend() { openblas_set_num_threads(1); }
   Device device() const override { return Device::cpu; }
   std::string name() const override {
     return "cpu (OpenBLAS, " + std::to_string(num_threads()) + " threads)";
@@ -222,7 +258,6 @@ void set_num_threads(int threads) {
   if (threads < 0) throw std::invalid_argument("thread count must be >= 0, got " + std::to_string(threads));
   if (threads == 0) threads = omp_get_num_procs();
   omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
 }
 
 int num_threads() { return omp_get_max_threads(); }
