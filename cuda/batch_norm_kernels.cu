@@ -1,9 +1,10 @@
-// CUDA batch norm over x viewed as (N,C,HW) (see cuda/batch_norm_bodies.h):
-// one block per channel reduces its N*HW values in shared memory, then one
-// thread per element normalises (forward) or forms dx (backward).
-#include "cuda/batch_norm_bodies.h"
+// CUDA batch norm over x viewed as (N,C,HW) (bodies shared with the CPU:
+// engine/kernels/batch_norm_bodies.h): one block per channel reduces its N*HW
+// values in shared memory, then one thread per element normalises (forward)
+// or forms dx (backward).
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.cuh"
+#include "engine/kernels/batch_norm_bodies.h"
 
 namespace engine::cuda {
 
@@ -16,12 +17,13 @@ __global__ void batch_norm_stats_kernel(int64_t n, int64_t c, int64_t hw, const 
                                         T momentum, T* running_mean, T* running_var,
                                         T* save_mean, T* save_invstd) {
   const int64_t ch = blockIdx.x, count = n * hw;
-  const double sum = block_sum(0, 1, count, ChannelValue<T>{x, c, hw, ch});
+  const double sum = block_sum(0, 1, count, kernels::ChannelValue<T>{x, c, hw, ch});
   const double mean = sum / static_cast<double>(count);
-  const double squares = block_sum(0, 1, count, ChannelSquaredDeviation<T>{x, c, hw, ch, mean});
+  const double squares =
+      block_sum(0, 1, count, kernels::ChannelSquaredDeviation<T>{x, c, hw, ch, mean});
   if (threadIdx.x == 0)
-    finish_batch_norm_stats(ch, sum, squares, count, eps, momentum, running_mean, running_var,
-                            save_mean, save_invstd);
+    kernels::finish_batch_norm_stats(ch, sum, squares, count, eps, momentum, running_mean,
+                                     running_var, save_mean, save_invstd);
 }
 
 // Block ch: sum(dy) and sum(dy * xhat) of channel ch -> dgamma, dbeta and the
@@ -32,11 +34,11 @@ __global__ void batch_norm_backward_sums_kernel(int64_t n, int64_t c, int64_t hw
                                                 const T* save_invstd, T* dgamma, T* dbeta,
                                                 T* mean_dy, T* mean_dy_xhat) {
   const int64_t ch = blockIdx.x, count = n * hw;
-  const double sum_dy = block_sum(0, 1, count, ChannelDy<T>{dy, c, hw, ch});
+  const double sum_dy = block_sum(0, 1, count, kernels::ChannelDy<T>{dy, c, hw, ch});
   const double sum_dy_xhat = block_sum(
-      0, 1, count, ChannelDyXhat<T>{x, dy, c, hw, ch, save_mean[ch], save_invstd[ch]});
+      0, 1, count, kernels::ChannelDyXhat<T>{x, dy, c, hw, ch, save_mean[ch], save_invstd[ch]});
   if (threadIdx.x == 0)
-    finish_batch_norm_backward(ch, sum_dy, sum_dy_xhat, count, dgamma, dbeta, mean_dy,
+    kernels::finish_batch_norm_backward(ch, sum_dy, sum_dy_xhat, count, dgamma, dbeta, mean_dy,
                                mean_dy_xhat);
 }
 
@@ -54,7 +56,7 @@ void CudaKernels<T>::batch_norm_forward_train(int64_t n, int64_t c, int64_t hw, 
       n, c, hw, x, eps, momentum, running_mean, running_var, save_mean, save_invstd);
   check_cuda(cudaGetLastError(), "batch_norm_forward_train (statistics)");
   launch(*ctx_, "batch_norm_forward_train (normalise)", n * c * hw,
-         BatchNormApply<T>{x, save_mean, save_invstd, gamma, beta, c, hw, y});
+         kernels::BatchNormApply<T>{x, save_mean, save_invstd, gamma, beta, c, hw, y});
 }
 
 // x (N,C,HW), gamma/beta (C) or null, running_mean/var (C) -> y (N,C,HW)
@@ -65,9 +67,9 @@ void CudaKernels<T>::batch_norm_forward_eval(int64_t n, int64_t c, int64_t hw, c
                                              T* y) const {
   DeviceBuffer invstd(ctx_->allocator, static_cast<size_t>(c) * sizeof(T));
   launch(*ctx_, "batch_norm_forward_eval (invstd)", c,
-         RunningInvstd<T>{running_var, eps, invstd.as<T>()});
+         kernels::RunningInvstd<T>{running_var, eps, invstd.as<T>()});
   launch(*ctx_, "batch_norm_forward_eval (normalise)", n * c * hw,
-         BatchNormApply<T>{x, running_mean, invstd.as<T>(), gamma, beta, c, hw, y});
+         kernels::BatchNormApply<T>{x, running_mean, invstd.as<T>(), gamma, beta, c, hw, y});
 }
 
 // x, dy (N,C,HW), gamma (C) or null, save_mean/invstd (C)
@@ -86,8 +88,8 @@ void CudaKernels<T>::batch_norm_backward(int64_t n, int64_t c, int64_t hw, const
   check_cuda(cudaGetLastError(), "batch_norm_backward (sums)");
   if (dx)
     launch(*ctx_, "batch_norm_backward (dx)", n * c * hw,
-           BatchNormBackwardDx<T>{x, dy, gamma, save_mean, save_invstd, mean_dy, mean_dy_xhat,
-                                  c, hw, dx});
+           kernels::BatchNormBackwardDx<T>{x, dy, gamma, save_mean, save_invstd, mean_dy,
+                                           mean_dy_xhat, c, hw, dx});
 }
 
 template class CudaKernels<float>;

@@ -6,8 +6,9 @@
 //   conv_kernels.cu          im2col / col2im
 //   pool_kernels.cu          max, average and adaptive average pooling
 //   batch_norm_kernels.cu, loss_kernels.cu, update_kernels.cu (dropout, optimisers)
-// Each kernel is a grid-stride loop over a body from cuda/*_bodies.h, which
-// the CPU tests also run (tests/test_cuda_kernels.cpp).
+// Each kernel is a grid-stride loop over a body from engine/kernels/*.h (the
+// bodies the CPU backend calls too) or cuda/window_bodies.h, which the CPU
+// tests also run (tests/test_cuda_kernels.cpp).
 #pragma once
 
 #include "cuda/cuda_context.h"

@@ -1,9 +1,10 @@
-// CUDA memory, element-wise and reduction kernels (see cuda/elementwise_bodies.h).
+// CUDA memory, element-wise and reduction kernels (bodies shared with
+// the CPU: engine/kernels/elementwise_bodies.h).
 #include <vector>
 
 #include "cuda/cuda_kernels.h"
-#include "cuda/elementwise_bodies.h"
 #include "cuda/launch.cuh"
+#include "engine/kernels/elementwise_bodies.h"
 
 namespace engine::cuda {
 
@@ -11,16 +12,16 @@ namespace {
 
 // out[o] += the sum of output o's inputs; one block per output (few, large sums).
 template <class T>
-__global__ void sum_to_blocks_kernel(SumToGeometry g, const T* x, T* out) {
+__global__ void sum_to_blocks_kernel(kernels::SumToGeometry g, const T* x, T* out) {
   const int64_t o = blockIdx.x;
-  const double total = block_sum(0, 1, g.reduce_numel, SumToInput<T>{g, x + g.base(o)});
+  const double total = block_sum(0, 1, g.reduce_numel, kernels::SumToInput<T>{g, x + g.base(o)});
   if (threadIdx.x == 0) out[o] += static_cast<T>(total);
 }
 
 // partials[block] = this block's share of the sum of x (n).
 template <class T>
 __global__ void sum_all_kernel(int64_t n, const T* x, double* partials) {
-  const double total = block_sum(blockIdx.x, gridDim.x, n, ValueAt<T>{x});
+  const double total = block_sum(blockIdx.x, gridDim.x, n, kernels::ValueAt<T>{x});
   if (threadIdx.x == 0) partials[blockIdx.x] = total;
 }
 
@@ -28,7 +29,7 @@ __global__ void sum_all_kernel(int64_t n, const T* x, double* partials) {
 
 template <class T>
 void CudaKernels<T>::fill(T* x, int64_t n, T value) const {
-  launch(*ctx_, "fill", n, Fill<T>{x, value});
+  launch(*ctx_, "fill", n, kernels::Fill<T>{x, value});
 }
 
 template <class T>
@@ -42,29 +43,30 @@ void CudaKernels<T>::copy(T* dst, const T* src, int64_t n) const {
 template <class T>
 void CudaKernels<T>::copy_blocks(T* dst, int64_t dst_stride, const T* src, int64_t src_stride,
                                  int64_t block, int64_t count) const {
-  launch(*ctx_, "copy_blocks", block * count, CopyBlocks<T>{dst, dst_stride, src, src_stride, block});
+  launch(*ctx_, "copy_blocks", block * count,
+         kernels::CopyBlocks<T>{dst, dst_stride, src, src_stride, block});
 }
 
 template <class T>
 void CudaKernels<T>::transpose2d(T* out, const T* x, int64_t rows, int64_t cols) const {
-  launch(*ctx_, "transpose2d", rows * cols, Transpose2d<T>{out, x, rows, cols});
+  launch(*ctx_, "transpose2d", rows * cols, kernels::Transpose2d<T>{out, x, rows, cols});
 }
 
 template <class T>
 void CudaKernels<T>::binary(BinaryOp op, const Broadcast& g, const T* a, const T* b,
                             T* out) const {
-  launch(*ctx_, "binary", g.numel(), Binary<T>{op, g, a, b, out});
+  launch(*ctx_, "binary", g.numel(), kernels::Binary<T>{op, g, a, b, out});
 }
 
 template <class T>
 void CudaKernels<T>::sum_to(const T* x, const int64_t* x_shape, T* out, const int64_t* out_shape,
                             int ndim) const {
-  const SumToGeometry g = make_sum_to_geometry(x_shape, out_shape, ndim);
+  const kernels::SumToGeometry g = kernels::make_sum_to_geometry(x_shape, out_shape, ndim);
   if (g.out_numel == 0) return;
   // A thread per output keeps many outputs busy; a block per output spreads
   // the few large sums (a bias gradient over N*H*W) over its threads.
   if (g.reduce_numel <= g.out_numel) {
-    launch(*ctx_, "sum_to", g.out_numel, SumToOutput<T>{g, x, out});
+    launch(*ctx_, "sum_to", g.out_numel, kernels::SumToOutput<T>{g, x, out});
     return;
   }
   sum_to_blocks_kernel<<<g.out_numel, kThreads, 0, ctx_->stream>>>(g, x, out);
@@ -73,22 +75,22 @@ void CudaKernels<T>::sum_to(const T* x, const int64_t* x_shape, T* out, const in
 
 template <class T>
 void CudaKernels<T>::axpy(int64_t n, T alpha, const T* x, T* y) const {
-  launch(*ctx_, "axpy", n, Axpy<T>{alpha, x, y});
+  launch(*ctx_, "axpy", n, kernels::Axpy<T>{alpha, x, y});
 }
 
 template <class T>
 void CudaKernels<T>::scale(int64_t n, T alpha, T* x) const {
-  launch(*ctx_, "scale", n, Scale<T>{alpha, x});
+  launch(*ctx_, "scale", n, kernels::Scale<T>{alpha, x});
 }
 
 template <class T>
 void CudaKernels<T>::relu_forward(int64_t n, const T* x, T* y) const {
-  launch(*ctx_, "relu_forward", n, ReluForward<T>{x, y});
+  launch(*ctx_, "relu_forward", n, kernels::ReluForward<T>{x, y});
 }
 
 template <class T>
 void CudaKernels<T>::relu_backward(int64_t n, const T* x, const T* dy, T* dx) const {
-  launch(*ctx_, "relu_backward", n, ReluBackward<T>{x, dy, dx});
+  launch(*ctx_, "relu_backward", n, kernels::ReluBackward<T>{x, dy, dx});
 }
 
 // Each block sums its share in double; the host adds the block sums in order.

@@ -1,9 +1,13 @@
-// The CUDA kernels' bodies (cuda/*_bodies.h), run on the CPU over an emulated
-// grid and compared with the CPU backend. The bodies are the code the GPU
-// runs; here every block and thread index of a launch calls them through the
-// same grid-stride loop, under two grids: the backend's own launch (the last
-// block overhangs the data) and a grid smaller than the data (threads loop).
-// Block reductions run through their host reference (block_sum_reference).
+// The CUDA kernels' bodies (engine/kernels/*.h, cuda/window_bodies.h), run on
+// the CPU over an emulated grid and compared with the CPU backend. The bodies
+// are the code the GPU runs; here every block and thread index of a launch
+// calls them through the same grid-stride loop, under two grids: the backend's
+// own launch (the last block overhangs the data) and a grid smaller than the
+// data (threads loop). Block reductions run through their host reference
+// (block_sum_reference). Where the CPU backend calls the same body in its own
+// loops (engine/kernels/), this checks the GPU's indexing and grid coverage
+// against the CPU's loop structure; the formulas themselves are pinned by the
+// literal values of the op tests (test_optim, test_norm_loss, ...).
 // Needs no GPU: compiled by the host compiler, it runs in every build.
 #define BOOST_TEST_MODULE cuda_kernels
 #include <boost/test/unit_test.hpp>
@@ -14,18 +18,20 @@
 #include <string>
 #include <vector>
 
-#include "cuda/batch_norm_bodies.h"
 #include "cuda/caching_allocator.h"
-#include "cuda/elementwise_bodies.h"
 #include "cuda/grid.h"
-#include "cuda/loss_bodies.h"
-#include "cuda/update_bodies.h"
 #include "cuda/window_bodies.h"
 #include "engine/backend.h"
+#include "engine/kernels/batch_norm_bodies.h"
+#include "engine/kernels/dropout_body.h"
+#include "engine/kernels/elementwise_bodies.h"
+#include "engine/kernels/loss_bodies.h"
+#include "engine/kernels/update_bodies.h"
 #include "engine/random.h"
 
 using namespace engine;
 using namespace engine::cuda;
+using namespace engine::kernels;
 
 namespace {
 

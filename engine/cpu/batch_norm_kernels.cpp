@@ -3,9 +3,10 @@
 // Each channel is one parallel iteration and sums its values in a fixed order
 // (n outer, hw inner) into double accumulators, so results do not depend on
 // the thread count and float32 sums of large batches keep their precision.
-#include <cmath>
-
+// The per-channel finishing arithmetic and the per-element formulas are the
+// bodies shared with the CUDA backend (engine/kernels/batch_norm_bodies.h).
 #include "engine/cpu/cpu_kernels.h"
+#include "engine/kernels/batch_norm_bodies.h"
 
 namespace engine::cpu {
 
@@ -44,23 +45,17 @@ void CpuKernels<T>::batch_norm_forward_train(int64_t n, int64_t c, int64_t hw, c
         squares += d * d;
       }
     }
-    const double biased_var = squares / static_cast<double>(count);
-    const T mean_t = static_cast<T>(mean);
-    const T invstd = static_cast<T>(1.0 / std::sqrt(biased_var + static_cast<double>(eps)));
-    save_mean[ch] = mean_t;
-    save_invstd[ch] = invstd;
-    if (running_mean) {
-      // The running variance estimates the population: unbiased, as PyTorch.
-      const double unbiased_var = count > 1 ? squares / static_cast<double>(count - 1) : biased_var;
-      running_mean[ch] = (T(1) - momentum) * running_mean[ch] + momentum * mean_t;
-      running_var[ch] = (T(1) - momentum) * running_var[ch] + momentum * static_cast<T>(unbiased_var);
-    }
+    kernels::finish_batch_norm_stats(ch, sum, squares, count, eps, momentum, running_mean,
+                                     running_var, save_mean, save_invstd);
+    const T mean_t = save_mean[ch];
+    const T invstd = save_invstd[ch];
     const T scale = gamma ? gamma[ch] : T(1);
     const T shift = beta ? beta[ch] : T(0);
     for (int64_t b = 0; b < n; ++b) {
       const T* xs = x + offset(b, ch, c, hw);
       T* ys = y + offset(b, ch, c, hw);
-      for (int64_t j = 0; j < hw; ++j) ys[j] = (xs[j] - mean_t) * invstd * scale + shift;
+      for (int64_t j = 0; j < hw; ++j)
+        ys[j] = kernels::normalise(xs[j], mean_t, invstd, scale, shift);
     }
   }
 }
@@ -74,14 +69,13 @@ void CpuKernels<T>::batch_norm_forward_eval(int64_t n, int64_t c, int64_t hw, co
 #pragma omp parallel for schedule(static) if (n * c * hw > kParallelGrain)
   for (int64_t ch = 0; ch < c; ++ch) {
     const T mean = running_mean[ch];
-    const T invstd = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[ch]) +
-                                                    static_cast<double>(eps)));
+    const T invstd = kernels::running_invstd(running_var[ch], eps);
     const T scale = gamma ? gamma[ch] : T(1);
     const T shift = beta ? beta[ch] : T(0);
     for (int64_t b = 0; b < n; ++b) {
       const T* xs = x + offset(b, ch, c, hw);
       T* ys = y + offset(b, ch, c, hw);
-      for (int64_t j = 0; j < hw; ++j) ys[j] = (xs[j] - mean) * invstd * scale + shift;
+      for (int64_t j = 0; j < hw; ++j) ys[j] = kernels::normalise(xs[j], mean, invstd, scale, shift);
     }
   }
 }
@@ -122,10 +116,8 @@ void CpuKernels<T>::batch_norm_backward(int64_t n, int64_t c, int64_t hw, const 
       const T* xs = x + offset(b, ch, c, hw);
       const T* dys = dy + offset(b, ch, c, hw);
       T* dxs = dx + offset(b, ch, c, hw);
-      for (int64_t j = 0; j < hw; ++j) {
-        const T xhat = (xs[j] - mean) * invstd;
-        dxs[j] += scale * (dys[j] - mean_dy - xhat * mean_dy_xhat);
-      }
+      for (int64_t j = 0; j < hw; ++j)
+        dxs[j] += kernels::batch_norm_dx(xs[j], dys[j], mean, invstd, scale, mean_dy, mean_dy_xhat);
     }
   }
 }

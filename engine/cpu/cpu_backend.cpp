@@ -1,4 +1,6 @@
 // CPU backend: memory, OpenBLAS GEMM, element-wise kernels and the Backend object.
+// Element-wise formulas are the bodies shared with the CUDA backend
+// (engine/kernels/elementwise_bodies.h), called inside the OpenMP loops.
 #include <cblas.h>
 #include <omp.h>
 
@@ -10,6 +12,7 @@
 #include <string>
 
 #include "engine/cpu/cpu_kernels.h"
+#include "engine/kernels/elementwise_bodies.h"
 #include "engine/parallel.h"
 
 namespace engine {
@@ -17,8 +20,9 @@ namespace cpu {
 
 template <class T>
 void CpuKernels<T>::fill(T* x, int64_t n, T value) const {
+  const kernels::Fill<T> fill_one{x, value};
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) x[i] = value;
+  for (int64_t i = 0; i < n; ++i) fill_one(i);
 }
 
 template <class T>
@@ -111,17 +115,6 @@ void CpuKernels<T>::gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, 
 }
 
 template <class T>
-static T apply(BinaryOp op, T a, T b) {
-  switch (op) {
-    case BinaryOp::add: return a + b;
-    case BinaryOp::sub: return a - b;
-    case BinaryOp::mul: return a * b;
-    case BinaryOp::div: return a / b;
-  }
-  return T(0);
-}
-
-template <class T>
 void CpuKernels<T>::binary(BinaryOp op, const Broadcast& g, const T* a, const T* b,
                            T* out) const {
   // Rows of the innermost dimension; each row's start offsets come from its
@@ -133,17 +126,12 @@ void CpuKernels<T>::binary(BinaryOp op, const Broadcast& g, const T* a, const T*
   const int64_t sb = g.ndim ? g.b_strides[last] : 0;
 #pragma omp parallel for schedule(static) if (g.numel() > kParallelGrain)
   for (int64_t row = 0; row < rows; ++row) {
-    int64_t offset_a = 0, offset_b = 0, rest = row;
-    for (int d = last - 1; d >= 0; --d) {
-      const int64_t i = rest % g.out_shape[d];
-      rest /= g.out_shape[d];
-      offset_a += i * g.a_strides[d];
-      offset_b += i * g.b_strides[d];
-    }
+    int64_t offset_a, offset_b;
+    kernels::broadcast_offsets(g, last, row, offset_a, offset_b);
     const T* pa = a + offset_a;
     const T* pb = b + offset_b;
     T* po = out + row * inner;
-    for (int64_t j = 0; j < inner; ++j) po[j] = apply(op, pa[j * sa], pb[j * sb]);
+    for (int64_t j = 0; j < inner; ++j) po[j] = kernels::apply_binary(op, pa[j * sa], pb[j * sb]);
   }
 }
 
@@ -152,59 +140,38 @@ void CpuKernels<T>::sum_to(const T* x, const int64_t* x_shape, T* out, const int
                            int ndim) const {
   // Each output element sums its own input elements in a fixed order, so the
   // result does not depend on the thread count.
-  int64_t x_strides[kMaxDims];
-  int64_t out_numel = 1, reduce_numel = 1, stride = 1;
-  for (int d = ndim - 1; d >= 0; --d) {
-    x_strides[d] = stride;
-    stride *= x_shape[d];
-    out_numel *= out_shape[d];
-    if (out_shape[d] == 1) reduce_numel *= x_shape[d];
-  }
-#pragma omp parallel for schedule(static) if (out_numel * reduce_numel > kParallelGrain)
-  for (int64_t o = 0; o < out_numel; ++o) {
-    int64_t base = 0, rest = o;
-    for (int d = ndim - 1; d >= 0; --d) {
-      const int64_t i = rest % out_shape[d];
-      rest /= out_shape[d];
-      base += i * x_strides[d];
-    }
-    double acc = 0;
-    for (int64_t r = 0; r < reduce_numel; ++r) {
-      int64_t offset = base, rest_r = r;
-      for (int d = ndim - 1; d >= 0; --d) {
-        if (out_shape[d] != 1) continue;
-        const int64_t i = rest_r % x_shape[d];
-        rest_r /= x_shape[d];
-        offset += i * x_strides[d];
-      }
-      acc += x[offset];
-    }
-    out[o] += static_cast<T>(acc);
-  }
+  const kernels::SumToGeometry g = kernels::make_sum_to_geometry(x_shape, out_shape, ndim);
+  const kernels::SumToOutput<T> sum_one{g, x, out};
+#pragma omp parallel for schedule(static) if (g.out_numel * g.reduce_numel > kParallelGrain)
+  for (int64_t o = 0; o < g.out_numel; ++o) sum_one(o);
 }
 
 template <class T>
 void CpuKernels<T>::axpy(int64_t n, T alpha, const T* x, T* y) const {
+  const kernels::Axpy<T> axpy_one{alpha, x, y};
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+  for (int64_t i = 0; i < n; ++i) axpy_one(i);
 }
 
 template <class T>
 void CpuKernels<T>::scale(int64_t n, T alpha, T* x) const {
+  const kernels::Scale<T> scale_one{alpha, x};
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
+  for (int64_t i = 0; i < n; ++i) scale_one(i);
 }
 
 template <class T>
 void CpuKernels<T>::relu_forward(int64_t n, const T* x, T* y) const {
+  const kernels::ReluForward<T> relu{x, y};
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+  for (int64_t i = 0; i < n; ++i) relu(i);
 }
 
 template <class T>
 void CpuKernels<T>::relu_backward(int64_t n, const T* x, const T* dy, T* dx) const {
+  const kernels::ReluBackward<T> relu_grad{x, dy, dx};
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) dx[i] += x[i] > T(0) ? dy[i] : T(0);
+  for (int64_t i = 0; i < n; ++i) relu_grad(i);
 }
 
 template <class T>

@@ -1,7 +1,8 @@
-// Bodies of the batch-norm kernels over x viewed as (N,C,HW). Per-channel sums
-// are block reductions (one block per channel, cuda/grid.h) over the values
-// below; the per-channel finishing arithmetic and the per-element passes are
-// the CPU's (engine/cpu/batch_norm_kernels.cpp), statement for statement.
+// Bodies of the batch-norm kernels over x viewed as (N,C,HW). On the GPU the
+// per-channel sums are block reductions (one block per channel, cuda/grid.h)
+// over the values below; the CPU (engine/cpu/batch_norm_kernels.cpp) sums each
+// channel in one loop. Both backends share the per-channel finishing
+// arithmetic and the per-element formulas (normalise, batch_norm_dx, ...).
 #pragma once
 
 #include <cmath>
@@ -9,7 +10,7 @@
 
 #include "engine/host_device.h"
 
-namespace engine::cuda {
+namespace engine::kernels {
 
 // Offset of value i (of the N*HW values) of channel ch in an (N,C,HW) array.
 ENGINE_HOST_DEVICE inline int64_t channel_offset(int64_t i, int64_t ch, int64_t c, int64_t hw) {
@@ -64,6 +65,12 @@ ENGINE_HOST_DEVICE void finish_batch_norm_stats(int64_t ch, double sum, double s
   }
 }
 
+// 1 / sqrt(running_var + eps) in double: a channel's invstd for evaluation.
+template <class T>
+ENGINE_HOST_DEVICE T running_invstd(T running_var, T eps) {
+  return static_cast<T>(1.0 / sqrt(static_cast<double>(running_var) + static_cast<double>(eps)));
+}
+
 // invstd (C) = 1 / sqrt(running_var + eps), for evaluation.
 template <class T>
 struct RunningInvstd {
@@ -71,10 +78,16 @@ struct RunningInvstd {
   T eps;
   T* invstd;
   ENGINE_HOST_DEVICE void operator()(int64_t ch) const {
-    invstd[ch] = static_cast<T>(1.0 / sqrt(static_cast<double>(running_var[ch]) +
-                                           static_cast<double>(eps)));
+    invstd[ch] = running_invstd(running_var[ch], eps);
   }
 };
+
+// y = (x - mean) * invstd * scale + shift: one element, scale = gamma or 1,
+// shift = beta or 0 of its channel.
+template <class T>
+ENGINE_HOST_DEVICE T normalise(T x, T mean, T invstd, T scale, T shift) {
+  return (x - mean) * invstd * scale + shift;
+}
 
 // y = (x - mean) * invstd * gamma + beta, per element; gamma/beta may be null.
 template <class T>
@@ -90,7 +103,7 @@ struct BatchNormApply {
     const int64_t ch = channel_of(i, c, hw);
     const T scale = gamma ? gamma[ch] : T(1);
     const T shift = beta ? beta[ch] : T(0);
-    y[i] = (x[i] - mean[ch]) * invstd[ch] * scale + shift;
+    y[i] = normalise(x[i], mean[ch], invstd[ch], scale, shift);
   }
 };
 
@@ -129,6 +142,15 @@ ENGINE_HOST_DEVICE void finish_batch_norm_backward(int64_t ch, double sum_dy, do
   mean_dy_xhat[ch] = static_cast<T>(sum_dy_xhat / static_cast<double>(count));
 }
 
+// One element's dx term, scale * (dy - mean(dy) - xhat * mean(dy * xhat)),
+// with xhat = (x - mean) * invstd and scale = gamma * invstd of its channel.
+template <class T>
+ENGINE_HOST_DEVICE T batch_norm_dx(T x, T dy, T mean, T invstd, T scale, T mean_dy,
+                                   T mean_dy_xhat) {
+  const T xhat = (x - mean) * invstd;
+  return scale * (dy - mean_dy - xhat * mean_dy_xhat);
+}
+
 // dx += gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)), per element.
 template <class T>
 struct BatchNormBackwardDx {
@@ -145,9 +167,9 @@ struct BatchNormBackwardDx {
     const int64_t ch = channel_of(i, c, hw);
     const T invstd = save_invstd[ch];
     const T scale = (gamma ? gamma[ch] : T(1)) * invstd;
-    const T xhat = (x[i] - save_mean[ch]) * invstd;
-    dx[i] += scale * (dy[i] - mean_dy[ch] - xhat * mean_dy_xhat[ch]);
+    dx[i] += batch_norm_dx(x[i], dy[i], save_mean[ch], invstd, scale, mean_dy[ch],
+                           mean_dy_xhat[ch]);
   }
 };
 
-}  // namespace engine::cuda
+}  // namespace engine::kernels

@@ -1,32 +1,14 @@
-// Bodies of dropout and the optimiser updates, element by element, as
-// engine/cpu/dropout_kernels.cpp and engine/cpu/optim_kernels.cpp compute them.
+// Bodies of the optimiser updates, element by element: the CPU backend
+// (engine/cpu/optim_kernels.cpp) calls them in its OpenMP loops and the CUDA
+// backend (cuda/update_kernels.cu) in its grid-stride kernels.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 
 #include "engine/host_device.h"
-#include "engine/splitmix64.h"
 
-namespace engine::cuda {
-
-// mask = keep ? 1/(1-p) : 0 with keep = u_i >= p, u_i = the top 53 bits of
-// SplitMix64's i-th step from the key; y = x * mask.
-template <class T>
-struct DropoutForward {
-  uint64_t key;
-  double drop_probability;
-  T keep_scale;  // 1 / (1 - p)
-  const T* x;
-  T* mask;
-  T* y;
-  ENGINE_HOST_DEVICE void operator()(int64_t i) const {
-    const uint64_t bits = splitmix64(key + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull);
-    const double u = static_cast<double>(bits >> 11) * 0x1.0p-53;
-    mask[i] = u >= drop_probability ? keep_scale : T(0);
-    y[i] = x[i] * mask[i];
-  }
-};
+namespace engine::kernels {
 
 // SGD with momentum, dampening, weight decay and Nesterov (torch.optim.SGD).
 template <class T>
@@ -64,9 +46,9 @@ struct AdamStep {
   ENGINE_HOST_DEVICE void operator()(int64_t i) const {
     T g = grad[i];
     if (decoupled)
-      param[i] *= decay_factor;
+      param[i] *= decay_factor;  // AdamW: decay the weight itself, outside the moments
     else
-      g += weight_decay * param[i];
+      g += weight_decay * param[i];  // Adam: L2 penalty folded into the gradient
     m[i] = beta1 * m[i] + (T(1) - beta1) * g;
     v[i] = beta2 * v[i] + (T(1) - beta2) * g * g;
     const T denom = std::sqrt(v[i]) / correction2_sqrt + eps;
@@ -74,7 +56,8 @@ struct AdamStep {
   }
 };
 
-// The body of one adam_step call; corrections in double, as the CPU.
+// The body of one adam_step call. The bias corrections are computed in double,
+// once per call, as PyTorch computes them on the host.
 template <class T>
 AdamStep<T> make_adam_step(T* param, const T* grad, T* m, T* v, T lr, T beta1, T beta2, T eps,
                            T weight_decay, bool decoupled, int64_t step) {
@@ -85,11 +68,4 @@ AdamStep<T> make_adam_step(T* param, const T* grad, T* m, T* v, T lr, T beta1, T
           static_cast<T>(std::sqrt(correction2)), T(1) - lr * weight_decay};
 }
 
-// The body of one dropout_forward call.
-template <class T>
-DropoutForward<T> make_dropout(T p, uint64_t seed, uint64_t counter, const T* x, T* mask, T* y) {
-  const uint64_t key = splitmix64(seed ^ splitmix64(counter));  // one per call
-  return {key, static_cast<double>(p), T(1) / (T(1) - p), x, mask, y};
-}
-
-}  // namespace engine::cuda
+}  // namespace engine::kernels

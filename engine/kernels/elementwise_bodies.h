@@ -1,6 +1,9 @@
 // Bodies of the memory, element-wise and reduction kernels (one call = one
-// output element). Each computes exactly what engine/cpu/cpu_backend.cpp
-// computes for that element, in the same order and precision.
+// output element). The CPU backend (engine/cpu/cpu_backend.cpp) calls them in
+// its OpenMP loops where it works element by element; the CUDA backend
+// (cuda/elementwise_kernels.cu) launches all of them, including the ones the
+// CPU does differently (memcpy, a sequential sum) and the block reductions'
+// inputs.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +11,7 @@
 #include "engine/backend.h"
 #include "engine/host_device.h"
 
-namespace engine::cuda {
+namespace engine::kernels {
 
 // x (n) = value
 template <class T>
@@ -55,8 +58,22 @@ ENGINE_HOST_DEVICE T apply_binary(BinaryOp op, T a, T b) {
   return T(0);
 }
 
-// out = a (op) b with broadcasting: element i's multi-index over out_shape
-// gives its offsets in a and b through their (possibly 0) strides.
+// Offsets in a and b of item i of the leading `dims` dimensions of out_shape:
+// i's multi-index over out_shape[0, dims) through a's and b's (possibly 0)
+// strides. With dims = ndim, item i is element i; the CPU passes ndim - 1 and
+// gets the start of row i of the innermost dimension.
+ENGINE_HOST_DEVICE inline void broadcast_offsets(const Broadcast& g, int dims, int64_t i,
+                                                 int64_t& offset_a, int64_t& offset_b) {
+  offset_a = 0, offset_b = 0;
+  for (int d = dims - 1; d >= 0; --d) {
+    const int64_t index = i % g.out_shape[d];
+    i /= g.out_shape[d];
+    offset_a += index * g.a_strides[d];
+    offset_b += index * g.b_strides[d];
+  }
+}
+
+// out = a (op) b with broadcasting, element i.
 template <class T>
 struct Binary {
   BinaryOp op;
@@ -65,13 +82,8 @@ struct Binary {
   const T* b;
   T* out;
   ENGINE_HOST_DEVICE void operator()(int64_t i) const {
-    int64_t offset_a = 0, offset_b = 0, rest = i;
-    for (int d = g.ndim - 1; d >= 0; --d) {
-      const int64_t index = rest % g.out_shape[d];
-      rest /= g.out_shape[d];
-      offset_a += index * g.a_strides[d];
-      offset_b += index * g.b_strides[d];
-    }
+    int64_t offset_a, offset_b;
+    broadcast_offsets(g, g.ndim, i, offset_a, offset_b);
     out[i] = apply_binary(op, a[offset_a], b[offset_b]);
   }
 };
@@ -188,4 +200,4 @@ struct ReluBackward {
   ENGINE_HOST_DEVICE void operator()(int64_t i) const { dx[i] += x[i] > T(0) ? dy[i] : T(0); }
 };
 
-}  // namespace engine::cuda
+}  // namespace engine::kernels

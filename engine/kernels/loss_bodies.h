@@ -1,14 +1,33 @@
-// Bodies of the fused log-softmax cross-entropy kernels, as
-// engine/cpu/loss_kernels.cpp computes them. Labels and the class mask are
-// device copies of the host arrays the kernels receive.
+// Bodies of the fused log-softmax cross-entropy kernels, shared by the CPU
+// backend (engine/cpu/loss_kernels.cpp, in its OpenMP loops) and the CUDA
+// backend (cuda/loss_kernels.cu; there labels and the class mask are device
+// copies of the host arrays the kernels receive).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #include "engine/host_device.h"
 
-namespace engine::cuda {
+namespace engine::kernels {
+
+// Host-side check of labels (N) against K classes and the mask (K) or null,
+// before any work starts: a bad label is the caller's error, and an exception
+// must not leave a parallel loop.
+inline void check_labels(int64_t n, int64_t k, const int64_t* labels, const uint8_t* mask) {
+  for (int64_t row = 0; row < n; ++row) {
+    const int64_t label = labels[row];
+    if (label < 0 || label >= k)
+      throw std::invalid_argument("cross_entropy: row " + std::to_string(row) + " has label " +
+                                  std::to_string(label) + ", outside [0, " + std::to_string(k) +
+                                  ")");
+    if (mask && !mask[label])
+      throw std::invalid_argument("cross_entropy: row " + std::to_string(row) + " has label " +
+                                  std::to_string(label) + ", which the class mask excludes");
+  }
+}
 
 // logits (N,K), mask (K) or null -> log_probs (N,K); one call per row.
 // log softmax(z)_j = z_j - max - log(sum_i exp(z_i - max)) over allowed classes;
@@ -62,4 +81,4 @@ struct CrossEntropyBackward {
   }
 };
 
-}  // namespace engine::cuda
+}  // namespace engine::kernels
