@@ -78,6 +78,10 @@ void add_flags(CLI::App& app, RunConfig& c) {
   app.add_option("--shard", c.shard,
                  "I/N: run only the cells (method x seed) whose index mod N is I; by default read from "
                  "Slurm job arrays or an MPI launch, else all cells");
+  app.add_flag("--data-parallel", c.data_parallel,
+               "under mpirun -np P: every rank trains the same cells, each on 1/P of every batch, with the "
+               "gradients averaged (batch norm and dropout per rank); only rank 0 writes. Cells are then "
+               "sharded only by --shard or a Slurm job array");
 }
 
 namespace {
@@ -155,6 +159,7 @@ nlohmann::json config_json(const RunConfig& c) {
   j["methods"] = c.methods;
   j["seeds"] = c.seeds;
   j["threads"] = c.threads;
+  j["data_parallel"] = c.data_parallel;
   j["out"] = c.out.string();
   j["adapter_scaling"] = "alpha / rank";
   return j;

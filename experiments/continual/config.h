@@ -53,6 +53,7 @@ struct RunConfig {
   std::filesystem::path out = "runs/continual";
   bool resume = false;
   std::optional<std::string> shard;
+  bool data_parallel = false;  // split each batch across the ranks of an MPI launch
 };
 
 // Registers every flag on `app`, bound to `config`, with its help text.

@@ -1,8 +1,10 @@
 #include "experiments/continual/run.h"
 
 #include <filesystem>
+#include <optional>
 
 #include "engine/backend.h"
+#include "engine/distributed.h"
 #include "engine/parallel.h"
 #include "experiments/continual/cell_result.h"
 #include "experiments/continual/checkpoint.h"
@@ -24,20 +26,15 @@ std::string sweep_title(const RunConfig& c, const TaskData& data) {
          " accuracy";
 }
 
-}  // namespace
+// The ranks of a data-parallel run share every cell, so an MPI launch does not
+// shard it: only --shard or a Slurm job array (one data-parallel job per shard).
+std::optional<std::string> env_without_mpi(const std::string& name) {
+  return name.starts_with("SLURM_") ? process_env(name) : std::nullopt;
+}
 
-void run_sweep(const RunConfig& c, std::ostream& out, std::ostream& log, bool terminal) {
-  Shard shard;
-  try {
-    validate(c);
-    shard = resolve_shard(c.shard, process_env);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(e.what());
-  }
-  const engine::Device device = c.device == "cuda" ? engine::Device::cuda : engine::Device::cpu;
-  if (!engine::backend_available(device))
-    throw std::runtime_error("--device " + c.device + ": " + engine::backend_unavailable_reason(device));
-  engine::set_num_threads(c.threads);
+void run_cells(const RunConfig& c, const Shard& shard, engine::Communicator& comm, std::ostream& out,
+               std::ostream& log, bool terminal) {
+  const bool writes = comm.rank() == 0;  // only rank 0 writes files and the summary
   const std::vector<Cell> cells = sweep_cells(c.methods, c.seeds);
   if (shard.count > 1) log << "shard " << shard.index << "/" << shard.count << " from " << shard.source << "\n";
   log << "reading " << c.dataset << "...\n" << std::flush;
@@ -46,21 +43,25 @@ void run_sweep(const RunConfig& c, std::ostream& out, std::ostream& log, bool te
       << " training images; reporting " << data.eval_split() << " accuracy"
       << (data.split.has_test ? "" : " (the data set has no test split)") << "\n";
   const nlohmann::json setting = setting_json(c);
-  write_sweep_record(c.out, {config_json(c), setting, data.identity, sweep_title(c, data), c.methods, cells});
+  if (writes) write_sweep_record(c.out, {config_json(c), setting, data.identity, sweep_title(c, data), c.methods, cells});
 
   for (size_t i = 0; i < cells.size(); ++i) {
     if (!shard.contains(i)) continue;
     const std::string name = cell_name(cells[i].method, cells[i].seed);
     const fs::path file = cell_file(c.out, name);
-    if (read_cell_file(file, setting)) {
+    // Rank 0 decides, so that every rank takes the same branch.
+    if (comm.allgather({writes && read_cell_file(file, setting) ? 1u : 0u})[0]) {
       log << name << ": finished earlier (" << file.string() << "), skipped\n";
       continue;
     }
     auto learner = make_learner(c, cells[i].method, data, cells[i].seed);
-    const CellResult result = train_cell(c, data, *learner, {cells[i].method, cells[i].seed, c.resume, &log, terminal});
+    const CellResult result =
+        train_cell(c, data, *learner, {cells[i].method, cells[i].seed, c.resume, &log, terminal, &comm});
+    if (!writes) continue;
     write_cell_file(file, result, setting);
     fs::remove(checkpoint_file(c.out, name));
   }
+  if (!writes) return;
 
   const std::vector<std::string> missing = unfinished_cells(c.out, read_sweep_record(c.out));
   if (!missing.empty()) {
@@ -69,6 +70,34 @@ void run_sweep(const RunConfig& c, std::ostream& out, std::ostream& log, bool te
     return;
   }
   out << merge_sweep(c.out) << "\nresults in " << c.out.string() << "\n";
+}
+
+}  // namespace
+
+void run_sweep(const RunConfig& c, std::ostream& out, std::ostream& log, bool terminal) {
+  Shard shard;
+  try {
+    validate(c);
+    shard = resolve_shard(c.shard, c.data_parallel ? env_without_mpi : process_env);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  const engine::Device device = c.device == "cuda" ? engine::Device::cuda : engine::Device::cpu;
+  if (!engine::backend_available(device))
+    throw std::runtime_error("--device " + c.device + ": " + engine::backend_unavailable_reason(device));
+  engine::set_num_threads(c.threads);
+  const auto comm = c.data_parallel ? engine::make_communicator(device) : engine::make_single_process_communicator();
+  if (comm->size() == 1) return run_cells(c, shard, *comm, out, log, terminal);
+  std::ostream silent(nullptr);  // no buffer: discards the log of ranks other than 0
+  log << "data parallel: " << comm->name() << "\n";
+  try {
+    run_cells(c, shard, *comm, out, comm->rank() == 0 ? log : silent, terminal);
+  } catch (const std::exception& e) {
+    // Unwinding would finalise MPI on this rank while the others wait in a
+    // collective: end them all.
+    log << "continual: rank " << comm->rank() << ": " << e.what() << "\n";
+    comm->abort(1);
+  }
 }
 
 }  // namespace continual

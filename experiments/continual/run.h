@@ -1,6 +1,8 @@
 // Running a sweep: every cell (method x seed) of this process's shard, each
 // skipped when its result file is already there, then the reports once every
 // cell of the sweep has finished (or a pointer to `continual merge`).
+// With --data-parallel under mpirun, the ranks train every cell together and
+// only rank 0 writes; an error on any rank ends them all (exit code 1).
 #pragma once
 
 #include <ostream>

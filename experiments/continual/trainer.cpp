@@ -1,5 +1,6 @@
 #include "experiments/continual/trainer.h"
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -139,6 +140,31 @@ double evaluate(Learner& learner, const TaskData& data, const datasets::ImageDat
   return static_cast<double>(correct) / static_cast<double>(indices.size());
 }
 
+engine::Communicator& communicator_of(const CellRun& run) {
+  static const std::unique_ptr<engine::Communicator> single = engine::make_single_process_communicator();
+  return run.communicator ? *run.communicator : *single;
+}
+
+std::vector<Tensor> values_of(const engine::NamedTensors& named) {
+  std::vector<Tensor> values;
+  for (const auto& [name, t] : named) values.push_back(t);
+  return values;
+}
+
+// A batch's loss sum and correct predictions over the slices of every rank,
+// added in rank order: every rank gets the same numbers, so all stop together
+// on a NaN loss and log the same figures.
+std::pair<double, int64_t> sum_over_ranks(engine::Communicator& comm, double loss_sum, int64_t correct) {
+  const std::vector<uint64_t> all = comm.allgather({std::bit_cast<uint64_t>(loss_sum), static_cast<uint64_t>(correct)});
+  double total_loss = 0;
+  int64_t total_correct = 0;
+  for (size_t i = 0; i < all.size(); i += 2) {
+    total_loss += std::bit_cast<double>(all[i]);
+    total_correct += static_cast<int64_t>(all[i + 1]);
+  }
+  return {total_loss, total_correct};
+}
+
 std::string format(const char* pattern, double value) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, pattern, value);
@@ -153,6 +179,8 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
   const engine::Device device = c.device == "cuda" ? engine::Device::cuda : engine::Device::cpu;
   const int64_t tasks = static_cast<int64_t>(data.split.tasks.size());
   std::ostream& log = *run.log;
+  engine::Communicator& comm = communicator_of(run);
+  const int64_t ranks = comm.size(), rank = comm.rank();
   reset_peak_memory();
 
   auto begin_task = [&](int64_t t) { return learner.begin_task(t, data.split.tasks[t].classes); };
@@ -176,6 +204,8 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
   } else if (std::filesystem::exists(checkpoint_path)) {
     log << name << ": starting afresh (an old checkpoint is there; --resume continues from it)\n";
   }
+  // Every rank built (or restored) the same network from the same seed (or file).
+  comm.check_same_parameters(values_of(learner.state()), name + " start");
 
   for (int64_t t = s.task; t < tasks; ++t) {
     const bool mid_task = checkpoint && t == s.task && s.epoch > 0;
@@ -219,25 +249,52 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
       double loss_sum = 0;
       int64_t seen = 0, correct = 0, batch_index = 0;
       while (std::optional<datasets::Batch> batch = loader.next()) {
-        const Tensor logits = learner.forward(batch->images.to(device), t, true);
-        const Tensor loss = engine::cross_entropy(logits, batch->labels, mask);
-        const double value = loss.item();
+        // This rank's slice of the batch: all of it in one process.
+        const int64_t n = static_cast<int64_t>(batch->labels.size());
+        const int64_t lo = n * rank / ranks, hi = n * (rank + 1) / ranks, part = hi - lo;
+        const std::vector<int64_t> labels(batch->labels.begin() + lo, batch->labels.begin() + hi);
+        optimizer->zero_grad();
+        std::optional<Tensor> loss;
+        double part_loss_sum = 0;
+        int64_t part_correct = 0;
+        if (part > 0) {
+          const Tensor images = ranks == 1 ? batch->images : engine::slice(batch->images, 0, lo, hi);
+          const Tensor logits = learner.forward(images.to(device), t, true);
+          loss = engine::cross_entropy(logits, labels, mask);
+          part_loss_sum = loss->item() * static_cast<double>(part);
+          const std::vector<int64_t> predicted = engine::masked_argmax(logits.detach(), mask);
+          for (size_t i = 0; i < predicted.size(); ++i) part_correct += predicted[i] == labels[i];
+        }
+        const auto [batch_loss_sum, batch_correct] = sum_over_ranks(comm, part_loss_sum, part_correct);
+        const double value = batch_loss_sum / static_cast<double>(n);
         if (!std::isfinite(value))
           throw std::runtime_error(name + ": loss is " + format("%f", value) + " at task " + std::to_string(t + 1) +
                                    ", epoch " + std::to_string(s.epoch + 1) + ", batch " +
                                    std::to_string(batch_index + 1) + "; training stopped (try a lower --lr). " +
                                    "The last good checkpoint is kept: " + checkpoint_path.string());
-        optimizer->zero_grad();
-        loss.backward();
+        if (loss) {
+          // The mean over ranks of the slices' mean gradients is the batch's
+          // mean gradient when the slices are equal; else each weighs P * part / n.
+          const double weight = static_cast<double>(part * ranks) / static_cast<double>(n);
+          (weight == 1 ? *loss : *loss * weight).backward();
+        }
+        if (ranks > 1) {
+          if (part == 0)  // no images here: zero gradients, as the collective needs every rank's
+            for (const Tensor& p : trainable) engine::grad_buffer(p);
+          engine::average_gradients(comm, trainable);
+        }
         optimizer->step();
-        const std::vector<int64_t> predicted = engine::masked_argmax(logits.detach(), mask);
-        for (size_t i = 0; i < predicted.size(); ++i) correct += predicted[i] == batch->labels[i];
-        const int64_t n = static_cast<int64_t>(batch->labels.size());
-        loss_sum += value * static_cast<double>(n);
+        correct += batch_correct;
+        loss_sum += batch_loss_sum;
         seen += n;
         ++batch_index;
         progress.update(seen, loss_sum / static_cast<double>(seen), static_cast<double>(correct) / static_cast<double>(seen));
       }
+      // Parameters must agree on every rank; batch-norm running statistics
+      // (per rank) are taken from rank 0.
+      comm.check_same_parameters(trainable,
+                                 name + " task " + std::to_string(t + 1) + " epoch " + std::to_string(s.epoch + 1));
+      comm.broadcast(values_of(learner.state()), 0);
       const double val = evaluate(learner, data, data.data.train, val_indices, t, mask, device);
       ++s.epoch;
       s.curves.back().train_loss.push_back(loss_sum / static_cast<double>(std::max<int64_t>(seen, 1)));
@@ -254,7 +311,7 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
       s.task_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       progress.finish("val " + format("%.4f", val) + (s.best_epoch == s.epoch ? " (best)" : ""));
       s.counters = learner.counters();
-      save_checkpoint(checkpoint_path, {to_json(s), learner.state(), best, optimizer->state()});
+      if (rank == 0) save_checkpoint(checkpoint_path, {to_json(s), learner.state(), best, optimizer->state()});
     }
 
     // Best weights back, then the row of R: every task seen so far, with its task id.
@@ -281,7 +338,7 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
     s.task = t + 1;
     s.epoch = 0;
     s.counters = learner.counters();
-    save_checkpoint(checkpoint_path, {to_json(s), learner.state(), {}, {}});
+    if (rank == 0) save_checkpoint(checkpoint_path, {to_json(s), learner.state(), {}, {}});
   }
 
   CellResult result;

@@ -6,11 +6,18 @@
 // A checkpoint is written after every epoch and every finished task; with
 // `resume` an unfinished cell continues from it to the same numbers. A NaN or
 // infinite loss stops the cell with an error; the last good checkpoint stays.
+//
+// Data parallel (CellRun::communicator of P ranks): every rank runs the same
+// loop on the same batches, rank r taking rows [n*r/P, n*(r+1)/P) of each;
+// gradients are averaged before every step, so the parameters stay identical
+// (checked at the start of the cell and after every epoch). Batch-norm running
+// statistics, computed per rank, are taken from rank 0 before each evaluation.
 #pragma once
 
 #include <ostream>
 #include <string>
 
+#include "engine/distributed.h"
 #include "experiments/continual/cell_result.h"
 #include "experiments/continual/config.h"
 #include "experiments/continual/learner.h"
@@ -24,6 +31,9 @@ struct CellRun {
   bool resume = false;     // continue from the cell's checkpoint when there is one
   std::ostream* log;       // progress display and messages
   bool terminal = false;   // progress bar (true) or plain lines
+  // Data-parallel ranks (nullptr: one process). Each rank trains on its slice
+  // of every batch with the gradients averaged; only rank 0 writes checkpoints.
+  engine::Communicator* communicator = nullptr;
 };
 
 // Trains `learner` (fresh, built for this cell) over every task of `data`.
