@@ -106,9 +106,16 @@ void CpuKernels<T>::gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, 
                                          const T* b, int64_t stride_b, T beta, T* c,
                                          int64_t stride_c, int64_t batch) const {
   // With a product for every thread, threads take whole products (whose bands
-  // then run serially); otherwise each product's bands are shared.
-  const bool across_products = batch >= omp_get_max_threads();
-#pragma omp parallel for schedule(static) if (across_products)
+  // then run serially); otherwise each product's bands are shared. Two loops,
+  // not an `if` clause: an inactive outer region would make every gemm's
+  // region a nested team, created afresh each call.
+  if (batch >= omp_get_max_threads() && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < batch; ++i)
+      gemm(trans_a, trans_b, m, n, k, alpha, a + i * stride_a, b + i * stride_b, beta,
+           c + i * stride_c);
+    return;
+  }
   for (int64_t i = 0; i < batch; ++i)
     gemm(trans_a, trans_b, m, n, k, alpha, a + i * stride_a, b + i * stride_b, beta,
          c + i * stride_c);
