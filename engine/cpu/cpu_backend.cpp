@@ -53,7 +53,7 @@ void CpuKernels<T>::transpose2d(T* out, const T* x, int64_t rows, int64_t cols) 
 // call; threads share the bands (or, in a batch, the products). So every
 // element is computed by the same call whatever the thread count, and results
 // are bit-identical for any number of threads.
-constexpr int64_t kMinBand = 256;   // rows or columns of C per call, at least
+constexpr int64_t kMinBand = 64;    // rows or columns of C per call, at least
 constexpr int64_t kMaxBands = 16;
 constexpr int64_t kBandAlign = 64;  // keeps micro-kernel tiles aligned as in one call
 constexpr double kSplitGemmFlops = 1 << 22;
