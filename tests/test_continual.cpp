@@ -22,19 +22,15 @@
 #include "experiments/continual/methods.h"
 #include "experiments/continual/run.h"
 #include "experiments/continual/trainer.h"
+#include "tests/preconditions.h"
 
 using namespace continual;
 namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
-boost::test_tools::assertion_result fashion_mnist_present(boost::unit_test::test_unit_id) {
-  boost::test_tools::assertion_result result(fs::is_directory(kFashionMnistDir));
-  result.message() << "SKIPPED: " << kFashionMnistDir.string()
-                   << " not found (apt-get install dataset-fashion-mnist)";
-  return result;
-}
+using testing::fashion_mnist_present;
+using testing::kFashionMnistDir;
 
 struct TempDir {
   fs::path path;

@@ -23,6 +23,7 @@
 #include "datasets/loader.h"
 #include "datasets/task_split.h"
 #include "datasets/transforms.h"
+#include "tests/preconditions.h"
 
 namespace fs = std::filesystem;
 using namespace datasets;
@@ -50,13 +51,8 @@ boost::test_tools::assertion_result golden_present(boost::unit_test::test_unit_i
   return result;
 }
 
-const fs::path kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
-boost::test_tools::assertion_result fashion_mnist_present(boost::unit_test::test_unit_id) {
-  boost::test_tools::assertion_result result(fs::is_directory(kFashionMnistDir));
-  result.message() << "SKIPPED: " << kFashionMnistDir.string()
-                   << " not found (apt-get install dataset-fashion-mnist)";
-  return result;
-}
+using testing::fashion_mnist_present;
+using testing::kFashionMnistDir;
 
 // A fresh directory, removed with everything in it at the end of the test.
 struct TempDir {
