@@ -26,6 +26,14 @@ template <> MPI_Datatype mpi_type<double>() { return MPI_DOUBLE; }
 // MPI counts are int: larger buffers go in chunks.
 constexpr int64_t kMaxCount = INT_MAX;
 
+// Calls f(offset, count) over [0, total) in pieces of at most kMaxCount
+// elements, the most one MPI call can take (its counts are int).
+template <class F>
+void for_each_mpi_chunk(int64_t total, F f) {
+  for (int64_t start = 0; start < total; start += kMaxCount)
+    f(start, static_cast<int>(std::min(kMaxCount, total - start)));
+}
+
 // The tensors of dtype T, concatenated into one host buffer (empty if none).
 template <class T>
 std::vector<T> gather_to_host(const std::vector<Tensor>& tensors) {
@@ -90,11 +98,9 @@ void MpiCommunicator::allreduce_mean(const std::vector<Tensor>& tensors) {
     dispatch_dtype(dtype, [&]<class T>() {
       std::vector<T> flat = gather_to_host<T>(tensors);
       if (flat.empty()) return;
-      const int64_t total = static_cast<int64_t>(flat.size());
-      for (int64_t start = 0; start < total; start += kMaxCount)
-        MPI_Allreduce(MPI_IN_PLACE, flat.data() + start,
-                      static_cast<int>(std::min(kMaxCount, total - start)), mpi_type<T>(), MPI_SUM,
-                      comm_);
+      for_each_mpi_chunk(static_cast<int64_t>(flat.size()), [&](int64_t start, int count) {
+        MPI_Allreduce(MPI_IN_PLACE, flat.data() + start, count, mpi_type<T>(), MPI_SUM, comm_);
+      });
       const T inverse = T(1) / static_cast<T>(size_);
       for (T& value : flat) value *= inverse;
       scatter_from_host(flat, tensors);
@@ -109,10 +115,9 @@ void MpiCommunicator::broadcast(const std::vector<Tensor>& tensors, int root) {
     dispatch_dtype(dtype, [&]<class T>() {
       std::vector<T> flat = gather_to_host<T>(tensors);
       if (flat.empty()) return;
-      const int64_t total = static_cast<int64_t>(flat.size());
-      for (int64_t start = 0; start < total; start += kMaxCount)
-        MPI_Bcast(flat.data() + start, static_cast<int>(std::min(kMaxCount, total - start)),
-                  mpi_type<T>(), root, comm_);
+      for_each_mpi_chunk(static_cast<int64_t>(flat.size()), [&](int64_t start, int count) {
+        MPI_Bcast(flat.data() + start, count, mpi_type<T>(), root, comm_);
+      });
       if (rank_ != root) scatter_from_host(flat, tensors);
     });
   }
