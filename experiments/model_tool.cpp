@@ -3,19 +3,23 @@
 //
 //   model-tool summary --arch A --input HxWxC --classes K
 //       layers, output shapes and parameter counts, like torchsummary
-//   model-tool run --arch A --input HxWxC --classes K --weights W.npz --data D.npz --out O.npz [--eval]
-//       W.npz: the model's tensors under PyTorch's state_dict names (an integer
-//              "num_batches_tracked" is ignored);
+//   model-tool run --arch A --input HxWxC --classes K --weights W.npz --data D.npz --out O.npz
+//                  [--eval] [--dropout P]
+//       W.npz: the model's tensors under PyTorch's state_dict names, exactly
+//              (layers::load_npz_state_dict: a torchvision state_dict loads
+//              as saved, "num_batches_tracked" included);
 //       D.npz: x (N,C,H,W) float32 (float64 is converted), optionally y (N) integer labels;
 //       O.npz: logits (N,K) float32; with y also loss () and grad.<name> for every parameter.
 // Without --eval the model runs in training mode: batch norm uses batch
 // statistics, and dropout draws its masks from this engine's generator, which
-// PyTorch cannot reproduce; compare dropout models with --eval.
+// PyTorch cannot reproduce; --dropout 0 makes a training-mode pass of a model
+// with dropout comparable (PyTorch's model then needs p = 0 too).
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +27,7 @@
 #include "engine/backend.h"
 #include "engine/npz.h"
 #include "engine/ops.h"
+#include "layers/basic.h"
 #include "layers/models.h"
 
 namespace {
@@ -102,18 +107,11 @@ const engine::NpyArray* find_array(const engine::NamedArrays& arrays, const std:
 }
 
 int run(const std::string& arch, const layers::InputShape& input, int64_t classes, engine::Device device,
-        const std::string& weights_path, const std::string& data_path, const std::string& out_path, bool eval) {
+        const std::string& weights_path, const std::string& data_path, const std::string& out_path, bool eval,
+        std::optional<double> dropout) {
   auto model = layers::make_model(arch, input, classes, {0, false});
-  layers::NamedTensors weights;
-  for (const auto& [name, array] : engine::read_npz(weights_path)) {
-    if (name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0) continue;
-    weights.emplace_back(name, engine::to_tensor(array));
-  }
-  try {
-    model->load_state_dict(weights);
-  } catch (const std::invalid_argument& e) {
-    throw std::runtime_error(weights_path + ": " + e.what());
-  }
+  if (dropout) layers::set_dropout(*model, *dropout);
+  std::cout << layers::load_npz_state_dict(*model, weights_path).describe(weights_path) << "\n";
   model->to(device);
   model->train(!eval);
 
@@ -157,8 +155,12 @@ int main(int argc, char** argv) {
   std::string arch, input_text, device_name = "cpu", weights, data, out;
   int64_t classes = 0;
   bool eval = false;
+  std::optional<double> dropout;
   auto common = [&](CLI::App* sub) {
-    sub->add_option("--arch", arch, "sena32, tiny, vgg11..vgg19[_bn] or a VGG configuration")->required();
+    sub->add_option("--arch", arch,
+                    "sena32, tiny, vgg11..vgg19[_bn] (torchvision's), vgg11..vgg19[_bn]_compact (no avgpool) "
+                    "or a VGG configuration such as 64,M,128,M:fc=256:bn (layers/models.h)")
+        ->required();
     sub->add_option("--input", input_text, "input size as HxWxC, e.g. 32x32x3")->required();
     sub->add_option("--classes", classes, "number of classes")->required()->check(CLI::PositiveNumber);
     sub->add_option("--device", device_name, "cpu or cuda")->capture_default_str();
@@ -171,6 +173,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--data", data, ".npz with x (N,C,H,W) and optionally y (N)")->required();
   run_cmd->add_option("--out", out, ".npz to write: logits, loss, grad.<name>")->required();
   run_cmd->add_flag("--eval", eval, "evaluation mode (running batch-norm statistics, no dropout)");
+  run_cmd->add_option("--dropout", dropout,
+                      "set p of every dropout layer, in [0, 1) (0: a training-mode pass PyTorch can reproduce)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -183,6 +187,8 @@ int main(int argc, char** argv) {
   try {
     input = layers::parse_input(input_text);
     layers::make_model(arch, input, classes, {0, false});  // checks arch, input and classes
+    if (dropout && !(*dropout >= 0 && *dropout < 1))
+      throw std::invalid_argument("--dropout: expected p in [0, 1), got " + std::to_string(*dropout));
     device = parse_device(device_name);
   } catch (const std::invalid_argument& e) {
     std::cerr << "model-tool: " << e.what() << "\n";
@@ -193,7 +199,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (summary_cmd->parsed()) return summary(arch, input, classes, device);
-    return run(arch, input, classes, device, weights, data, out, eval);
+    return run(arch, input, classes, device, weights, data, out, eval, dropout);
   } catch (const std::exception& e) {
     std::cerr << "model-tool: " << e.what() << "\n";
     return 1;
