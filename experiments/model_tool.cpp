@@ -3,6 +3,9 @@
 //
 //   model-tool summary --arch A --input HxWxC --classes K
 //       layers, output shapes and parameter counts, like torchsummary
+//   model-tool init --arch A --input HxWxC --classes K --out W.npz [--seed S]
+//       a freshly initialised model's state_dict (PyTorch-default initialisation,
+//       seeded), e.g. for scripts/export_torchvision.py import
 //   model-tool run --arch A --input HxWxC --classes K --weights W.npz --data D.npz --out O.npz
 //                  [--eval] [--dropout P]
 //       W.npz: the model's tensors under PyTorch's state_dict names, exactly
@@ -100,6 +103,15 @@ int summary(const std::string& arch, const layers::InputShape& input, int64_t cl
   return 0;
 }
 
+int init(const std::string& arch, const layers::InputShape& input, int64_t classes, uint64_t seed,
+         const std::string& out_path) {
+  auto model = layers::make_model(arch, input, classes, {seed, true});
+  const layers::NamedTensors state = model->state_dict();
+  engine::save_npz(out_path, state);
+  std::cout << "wrote " << out_path << " (" << state.size() << " tensors of " << arch << ", seed " << seed << ")\n";
+  return 0;
+}
+
 const engine::NpyArray* find_array(const engine::NamedArrays& arrays, const std::string& name) {
   for (const auto& [n, a] : arrays)
     if (n == name) return &a;
@@ -150,10 +162,12 @@ int run(const std::string& arch, const layers::InputShape& input, int64_t classe
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Summarise an architecture, or run it on PyTorch-named weights and write logits, loss and gradients."};
+  CLI::App app{"Summarise an architecture, write its initialised weights, or run it on PyTorch-named weights "
+               "and write logits, loss and gradients."};
   app.require_subcommand(1);
   std::string arch, input_text, device_name = "cpu", weights, data, out;
   int64_t classes = 0;
+  uint64_t seed = 0;
   bool eval = false;
   std::optional<double> dropout;
   auto common = [&](CLI::App* sub) {
@@ -167,6 +181,10 @@ int main(int argc, char** argv) {
   };
   CLI::App* summary_cmd = app.add_subcommand("summary", "layers, output shapes and parameter counts");
   common(summary_cmd);
+  CLI::App* init_cmd = app.add_subcommand("init", "write a freshly initialised model's tensors to an .npz");
+  common(init_cmd);
+  init_cmd->add_option("--out", out, ".npz to write, under PyTorch's state_dict names")->required();
+  init_cmd->add_option("--seed", seed, "initialisation seed")->capture_default_str();
   CLI::App* run_cmd = app.add_subcommand("run", "forward (and backward with labels) on given weights and data");
   common(run_cmd);
   run_cmd->add_option("--weights", weights, ".npz of the model's tensors under PyTorch's state_dict names")->required();
@@ -199,6 +217,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (summary_cmd->parsed()) return summary(arch, input, classes, device);
+    if (init_cmd->parsed()) return init(arch, input, classes, seed, out);
     return run(arch, input, classes, device, weights, data, out, eval, dropout);
   } catch (const std::exception& e) {
     std::cerr << "model-tool: " << e.what() << "\n";
