@@ -158,9 +158,9 @@ struct LoadReport {
 
 // Loads a PyTorch state_dict saved as .npz (torchvision's, exported by
 // scripts/export_torchvision.py, or this engine's save_npz) into `model` by
-// name. Everything is checked before anything is written, and every problem is
-// reported at once in one std::invalid_argument naming the file, each tensor
-// and both shapes:
+// name. Everything is checked before anything is written, and the problems
+// are reported together (the first 20, then how many more) in one
+// std::invalid_argument naming the file, each tensor and both shapes:
 //  - missing: a tensor of the model that the file lacks;
 //  - extra: an array of the file that names no tensor of the model, except
 //    "<bn>.num_batches_tracked" where the model has "<bn>.running_mean" and
