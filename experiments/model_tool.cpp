@@ -3,19 +3,26 @@
 //
 //   model-tool summary --arch A --input HxWxC --classes K
 //       layers, output shapes and parameter counts, like torchsummary
-//   model-tool run --arch A --input HxWxC --classes K --weights W.npz --data D.npz --out O.npz [--eval]
-//       W.npz: the model's tensors under PyTorch's state_dict names (an integer
-//              "num_batches_tracked" is ignored);
+//   model-tool init --arch A --input HxWxC --classes K --out W.npz [--seed S]
+//       a freshly initialised model's state_dict (PyTorch-default initialisation,
+//       seeded), e.g. for scripts/export_torchvision.py import
+//   model-tool run --arch A --input HxWxC --classes K --weights W.npz --data D.npz --out O.npz
+//                  [--eval] [--dropout P]
+//       W.npz: the model's tensors under PyTorch's state_dict names, exactly
+//              (layers::load_npz_state_dict: a torchvision state_dict loads
+//              as saved, "num_batches_tracked" included);
 //       D.npz: x (N,C,H,W) float32 (float64 is converted), optionally y (N) integer labels;
 //       O.npz: logits (N,K) float32; with y also loss () and grad.<name> for every parameter.
 // Without --eval the model runs in training mode: batch norm uses batch
 // statistics, and dropout draws its masks from this engine's generator, which
-// PyTorch cannot reproduce; compare dropout models with --eval.
+// PyTorch cannot reproduce; --dropout 0 makes a training-mode pass of a model
+// with dropout comparable (PyTorch's model then needs p = 0 too).
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +30,7 @@
 #include "engine/backend.h"
 #include "engine/npz.h"
 #include "engine/ops.h"
+#include "layers/basic.h"
 #include "layers/models.h"
 
 namespace {
@@ -95,6 +103,15 @@ int summary(const std::string& arch, const layers::InputShape& input, int64_t cl
   return 0;
 }
 
+int init(const std::string& arch, const layers::InputShape& input, int64_t classes, uint64_t seed,
+         const std::string& out_path) {
+  auto model = layers::make_model(arch, input, classes, {seed, true});
+  const layers::NamedTensors state = model->state_dict();
+  engine::save_npz(out_path, state);
+  std::cout << "wrote " << out_path << " (" << state.size() << " tensors of " << arch << ", seed " << seed << ")\n";
+  return 0;
+}
+
 const engine::NpyArray* find_array(const engine::NamedArrays& arrays, const std::string& name) {
   for (const auto& [n, a] : arrays)
     if (n == name) return &a;
@@ -102,18 +119,11 @@ const engine::NpyArray* find_array(const engine::NamedArrays& arrays, const std:
 }
 
 int run(const std::string& arch, const layers::InputShape& input, int64_t classes, engine::Device device,
-        const std::string& weights_path, const std::string& data_path, const std::string& out_path, bool eval) {
+        const std::string& weights_path, const std::string& data_path, const std::string& out_path, bool eval,
+        std::optional<double> dropout) {
   auto model = layers::make_model(arch, input, classes, {0, false});
-  layers::NamedTensors weights;
-  for (const auto& [name, array] : engine::read_npz(weights_path)) {
-    if (name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0) continue;
-    weights.emplace_back(name, engine::to_tensor(array));
-  }
-  try {
-    model->load_state_dict(weights);
-  } catch (const std::invalid_argument& e) {
-    throw std::runtime_error(weights_path + ": " + e.what());
-  }
+  if (dropout) layers::set_dropout(*model, *dropout);
+  std::cout << layers::load_npz_state_dict(*model, weights_path).describe(weights_path) << "\n";
   model->to(device);
   model->train(!eval);
 
@@ -152,25 +162,37 @@ int run(const std::string& arch, const layers::InputShape& input, int64_t classe
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Summarise an architecture, or run it on PyTorch-named weights and write logits, loss and gradients."};
+  CLI::App app{"Summarise an architecture, write its initialised weights, or run it on PyTorch-named weights "
+               "and write logits, loss and gradients."};
   app.require_subcommand(1);
   std::string arch, input_text, device_name = "cpu", weights, data, out;
   int64_t classes = 0;
+  uint64_t seed = 0;
   bool eval = false;
+  std::optional<double> dropout;
   auto common = [&](CLI::App* sub) {
-    sub->add_option("--arch", arch, "sena32, tiny, vgg11..vgg19[_bn] or a VGG configuration")->required();
+    sub->add_option("--arch", arch,
+                    "sena32, tiny, vgg11..vgg19[_bn] (torchvision's), vgg11..vgg19[_bn]_compact (no avgpool) "
+                    "or a VGG configuration such as 64,M,128,M:fc=256:bn (layers/models.h)")
+        ->required();
     sub->add_option("--input", input_text, "input size as HxWxC, e.g. 32x32x3")->required();
     sub->add_option("--classes", classes, "number of classes")->required()->check(CLI::PositiveNumber);
     sub->add_option("--device", device_name, "cpu or cuda")->capture_default_str();
   };
   CLI::App* summary_cmd = app.add_subcommand("summary", "layers, output shapes and parameter counts");
   common(summary_cmd);
+  CLI::App* init_cmd = app.add_subcommand("init", "write a freshly initialised model's tensors to an .npz");
+  common(init_cmd);
+  init_cmd->add_option("--out", out, ".npz to write, under PyTorch's state_dict names")->required();
+  init_cmd->add_option("--seed", seed, "initialisation seed")->capture_default_str();
   CLI::App* run_cmd = app.add_subcommand("run", "forward (and backward with labels) on given weights and data");
   common(run_cmd);
   run_cmd->add_option("--weights", weights, ".npz of the model's tensors under PyTorch's state_dict names")->required();
   run_cmd->add_option("--data", data, ".npz with x (N,C,H,W) and optionally y (N)")->required();
   run_cmd->add_option("--out", out, ".npz to write: logits, loss, grad.<name>")->required();
   run_cmd->add_flag("--eval", eval, "evaluation mode (running batch-norm statistics, no dropout)");
+  run_cmd->add_option("--dropout", dropout,
+                      "set p of every dropout layer, in [0, 1) (0: a training-mode pass PyTorch can reproduce)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -183,6 +205,8 @@ int main(int argc, char** argv) {
   try {
     input = layers::parse_input(input_text);
     layers::make_model(arch, input, classes, {0, false});  // checks arch, input and classes
+    if (dropout && !(*dropout >= 0 && *dropout < 1))
+      throw std::invalid_argument("--dropout: expected p in [0, 1), got " + std::to_string(*dropout));
     device = parse_device(device_name);
   } catch (const std::invalid_argument& e) {
     std::cerr << "model-tool: " << e.what() << "\n";
@@ -193,7 +217,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (summary_cmd->parsed()) return summary(arch, input, classes, device);
-    return run(arch, input, classes, device, weights, data, out, eval);
+    if (init_cmd->parsed()) return init(arch, input, classes, seed, out);
+    return run(arch, input, classes, device, weights, data, out, eval, dropout);
   } catch (const std::exception& e) {
     std::cerr << "model-tool: " << e.what() << "\n";
     return 1;

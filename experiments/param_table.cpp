@@ -49,7 +49,9 @@ int main(int argc, char** argv) {
   int64_t classes = 200, rank_fc = 30;
   std::vector<int64_t> ranks = {1, 3, 6, 9, 12, 24};
   bool plain = false;
-  app.add_option("--arch", arch, "architecture: sena32, tiny, vgg11..vgg19[_bn] or a VGG configuration")
+  app.add_option("--arch", arch,
+                 "architecture: sena32, tiny, vgg11..vgg19[_bn] (torchvision's), vgg11..vgg19[_bn]_compact or a VGG "
+                 "configuration (layers/models.h)")
       ->capture_default_str();
   app.add_option("--input", input_text, "input size as HxWxC")->capture_default_str();
   app.add_option("--classes", classes, "classes per task")->capture_default_str()->check(CLI::PositiveNumber);

@@ -31,9 +31,24 @@ int64_t pool_output_size(const engine::Pool2dOptions& o, int64_t input_size) {
 Tensor ReLU::forward(const Tensor& x) { return engine::relu(x); }
 std::shared_ptr<Module> ReLU::clone() const { return finish_clone(std::make_shared<ReLU>()); }
 
-Dropout::Dropout(double p, uint64_t seed) : p_(p), seed_(seed) {
-  if (!(p >= 0 && p < 1)) throw std::invalid_argument("Dropout: p must be in [0, 1), got " + std::to_string(p));
+Dropout::Dropout(double p, uint64_t seed) : seed_(seed) {
+  set_p(p);
   register_counter("counter", &counter_);
+}
+
+void Dropout::set_p(double p) {
+  if (!(p >= 0 && p < 1)) throw std::invalid_argument("Dropout: p must be in [0, 1), got " + std::to_string(p));
+  p_ = p;
+}
+
+int64_t set_dropout(Module& root, double p) {
+  int64_t count = 0;
+  if (auto* dropout = dynamic_cast<Dropout*>(&root)) {
+    dropout->set_p(p);
+    ++count;
+  }
+  for (const auto& [name, child] : root.children()) count += set_dropout(*child, p);
+  return count;
 }
 
 Tensor Dropout::forward(const Tensor& x) {

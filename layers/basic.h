@@ -27,11 +27,18 @@ class Dropout final : public Module {
   std::string type_name() const override { return "Dropout"; }
   std::string describe() const override;
   std::shared_ptr<Module> clone() const override;
+  double p() const { return p_; }
+  void set_p(double p);
 
  private:
   double p_;
   uint64_t seed_, counter_ = 0;
 };
+
+// Sets p of every Dropout in `root`'s tree (model-tool run --dropout: a
+// training-mode pass with p = 0 is deterministic, so PyTorch can check it).
+// Returns how many layers were set.
+int64_t set_dropout(Module& root, double p);
 
 // (N,C,H,W) -> (N,C*H*W), as nn.Flatten() (start_dim 1).
 class Flatten final : public Module {

@@ -5,7 +5,10 @@
 // training mode. Freezing a layer thus freezes all of its state, which is what
 // keeps a frozen, shared trunk (SenaCNN, adapters) from drifting while later
 // tasks train. PyTorch's "num_batches_tracked" counter is not kept (only the
-// cumulative average of momentum=None uses it, not offered here); loading ignores it.
+// cumulative average of momentum=None uses it, not offered here):
+// load_npz_state_dict (module.h) accepts it from a PyTorch file after checking
+// it is a 0-d integer beside this layer's running statistics, and
+// scripts/export_torchvision.py writes 0 for it when it gives a state_dict back to torch.
 #pragma once
 
 #include <cstdint>

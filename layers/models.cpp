@@ -113,11 +113,11 @@ std::shared_ptr<Sequential> make_vgg(const VggConfig& config, const InputShape& 
   }
   auto model = std::make_shared<Sequential>();
   model->add("features", features);
-  const int64_t pool = config.adaptive_pool >= 0 ? config.adaptive_pool
-                       : (input.height >= 224 && input.width >= 224) ? 7 : 0;
-  if (pool > 0) {
-    model->add("avgpool", std::make_shared<AdaptiveAvgPool2d>(pool, pool));
-    h = w = pool;
+  if (config.adaptive_pool < 0)
+    throw std::invalid_argument("vgg: negative adaptive pool size " + std::to_string(config.adaptive_pool));
+  if (config.adaptive_pool > 0) {
+    model->add("avgpool", std::make_shared<AdaptiveAvgPool2d>(config.adaptive_pool, config.adaptive_pool));
+    h = w = config.adaptive_pool;
   }
   model->add("flatten", std::make_shared<Flatten>());
   auto classifier = std::make_shared<Sequential>();
@@ -190,6 +190,7 @@ namespace {
 VggConfig parse_vgg_config(const std::string& arch) {
   const std::vector<std::string> parts = split(arch, ':');
   VggConfig config;
+  config.adaptive_pool = 0;
   for (const std::string& entry : split(parts[0], ','))
     config.features.push_back(entry == "M" ? kMaxPool : parse_positive(entry, "arch '" + arch + "' layer"));
   for (size_t i = 1; i < parts.size(); ++i) {
@@ -224,14 +225,19 @@ std::shared_ptr<Sequential> make_model(const std::string& arch, const InputShape
   if (arch == "tiny") return make_tiny_cnn(input, classes, init);
   for (int depth : {11, 13, 16, 19}) {
     const std::string name = "vgg" + std::to_string(depth);
-    if (arch == name) return make_vgg(vgg_config(depth, false), input, classes, init);
-    if (arch == name + "_bn") return make_vgg(vgg_config(depth, true), input, classes, init);
+    for (bool batch_norm : {false, true}) {
+      VggConfig config = vgg_config(depth, batch_norm);
+      const std::string torchvision_name = name + (batch_norm ? "_bn" : "");
+      if (arch == torchvision_name) return make_vgg(config, input, classes, init);
+      config.adaptive_pool = 0;
+      if (arch == torchvision_name + "_compact") return make_vgg(config, input, classes, init);
+    }
   }
   if (!arch.empty() && std::isdigit(static_cast<unsigned char>(arch[0])))
     return make_vgg(parse_vgg_config(arch), input, classes, init);
   throw std::invalid_argument("unknown arch '" + arch +
-                              "' (expected sena32, tiny, vgg11..vgg19, vgg11_bn..vgg19_bn or a VGG "
-                              "configuration such as 64,M,128,M:fc=256)");
+                              "' (expected sena32, tiny, vgg11..vgg19, vgg11_bn..vgg19_bn, vgg11_compact.."
+                              "vgg19_bn_compact or a VGG configuration such as 64,M,128,M:fc=256)");
 }
 
 }  // namespace layers

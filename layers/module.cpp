@@ -137,7 +137,7 @@ void Module::load_state_dict(const NamedTensors& tensors, bool allow_unused) {
   }
   if (!allow_unused)
     for (const auto& [name, t] : tensors)
-      if (!used.count(name) && !ends_with(name, "num_batches_tracked"))
+      if (!used.count(name))
         throw std::invalid_argument("load_state_dict: unexpected '" + name + "' " +
                                     engine::to_string(t.shape()) + " (no such tensor in the model)");
   engine::NoGradGuard no_grad;
@@ -145,6 +145,111 @@ void Module::load_state_dict(const NamedTensors& tensors, bool allow_unused) {
     Tensor target = dst;
     target.copy_(given.at(name)->to(dst.device()));
   }
+}
+
+namespace {
+constexpr size_t kProblemsShown = 20;  // a wrong architecture can give hundreds
+
+bool is_integer_descr(const std::string& descr) {
+  return descr.size() >= 2 && (descr[1] == 'i' || descr[1] == 'u');
+}
+
+// The file's head as FileHead describes it: the last 2-D ".weight" and its ".bias".
+std::set<std::string> file_head_names(const engine::NamedArrays& arrays) {
+  for (auto it = arrays.rbegin(); it != arrays.rend(); ++it) {
+    const std::string& name = it->first;
+    if (it->second.shape.size() == 2 && ends_with(name, ".weight")) {
+      const std::string prefix = name.substr(0, name.size() - 7);
+      return {name, prefix + ".bias"};
+    }
+  }
+  return {};
+}
+}  // namespace
+
+LoadReport load_npz_state_dict(Module& model, const std::filesystem::path& file, FileHead head) {
+  const engine::NamedArrays arrays = engine::read_npz(file);
+  const NamedTensors destination = model.state_dict();
+  std::map<std::string, Tensor> wanted(destination.begin(), destination.end());
+  const std::set<std::string> head_names = head == FileHead::skip ? file_head_names(arrays) : std::set<std::string>{};
+
+  LoadReport report;
+  std::vector<std::string> problems;
+  std::set<std::string> in_file;
+  NamedTensors sources;  // (model name, file tensor) to copy once all is checked
+  const std::string counter = "num_batches_tracked";
+  for (const auto& [name, array] : arrays) {
+    in_file.insert(name);
+    const std::string shape = engine::to_string(array.shape);
+    if (head_names.count(name)) {
+      report.skipped.push_back(name + " " + shape);
+      continue;
+    }
+    if (ends_with(name, counter)) {
+      const std::string bn = name.substr(0, name.size() - counter.size());  // "features.1." or ""
+      if (wanted.count(bn + "running_mean") && wanted.count(bn + "running_var")) {
+        if (!array.shape.empty() || !is_integer_descr(array.descr))
+          problems.push_back("'" + name + "' is " + shape + " " + array.descr +
+                             ", expected a 0-d integer (PyTorch's batch norm counter)");
+        else
+          ++report.batch_counters;
+        continue;
+      }
+    }
+    const auto it = wanted.find(name);
+    if (it == wanted.end()) {
+      problems.push_back("extra '" + name + "' " + shape + ": the model has no such tensor");
+      continue;
+    }
+    const Tensor& dst = it->second;
+    const std::string model_has = engine::to_string(dst.shape()) + " " + engine::to_string(dst.dtype());
+    if (array.shape != dst.shape()) {
+      problems.push_back("'" + name + "' is " + shape + " in the file, the model has " + model_has);
+      continue;
+    }
+    Tensor source;
+    try {
+      source = engine::to_tensor(array);
+    } catch (const std::exception&) {
+      // Non-float arrays; the message below names the dtype.
+    }
+    if (!source.defined() || source.dtype() != dst.dtype()) {
+      problems.push_back("'" + name + "' is " + shape + " " + array.descr + " in the file, the model has " +
+                         model_has);
+      continue;
+    }
+    sources.emplace_back(name, source);
+  }
+  for (const auto& [name, t] : destination)
+    if (!in_file.count(name) && !head_names.count(name))
+      problems.push_back("missing '" + name + "' " + engine::to_string(t.shape()) + ": not in the file");
+
+  if (!problems.empty()) {
+    std::string message = file.string() + " does not fit the model (" + std::to_string(problems.size()) +
+                          (problems.size() == 1 ? " problem" : " problems") + "): ";
+    for (size_t i = 0; i < problems.size() && i < kProblemsShown; ++i) message += (i ? "; " : "") + problems[i];
+    if (problems.size() > kProblemsShown)
+      message += "; and " + std::to_string(problems.size() - kProblemsShown) + " more";
+    throw std::invalid_argument(message);
+  }
+  engine::NoGradGuard no_grad;
+  for (const auto& [name, source] : sources) {
+    Tensor target = wanted.at(name);
+    target.copy_(source.to(target.device()));
+  }
+  report.loaded = static_cast<int64_t>(sources.size());
+  return report;
+}
+
+std::string LoadReport::describe(const std::filesystem::path& file) const {
+  std::string text = "loaded " + std::to_string(loaded) + " tensors from " + file.string();
+  if (batch_counters > 0)
+    text += " (" + std::to_string(batch_counters) + " num_batches_tracked counters checked, not kept)";
+  if (!skipped.empty()) {
+    text += "; not loaded: the file's head";
+    for (size_t i = 0; i < skipped.size(); ++i) text += (i ? ", " : " ") + skipped[i];
+  }
+  return text;
 }
 
 std::vector<std::pair<std::string, uint64_t>> Module::named_counters() const {

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -71,9 +72,9 @@ class Module {
   std::vector<Tensor> trainable_parameters() const;
   // Copies values into this module's tensors, matched by name. Everything is
   // checked before anything is written: every tensor of the module must be
-  // present with its shape; entries the module does not have are an error
-  // unless allow_unused. PyTorch's "<bn>.num_batches_tracked" (an integer
-  // counter this engine does not keep) is always accepted and ignored.
+  // present with its shape and dtype; entries the module does not have are an
+  // error unless allow_unused. Files from PyTorch go through
+  // load_npz_state_dict below.
   void load_state_dict(const NamedTensors& tensors, bool allow_unused = false);
   // Counters that random layers advance (dropout), "<path>.<name>", for
   // checkpoints that resume bit-identically; not part of state_dict().
@@ -134,6 +135,44 @@ class Module {
 std::string join_name(const std::string& prefix, const std::string& name);
 // A number as Python's repr prints it in describe() lines: 0.2, 1e-05.
 std::string repr_number(double value);
+
+// ---- weights from a file
+
+// What load_npz_state_dict does with the file's classifier head: its last
+// Linear, i.e. the last 2-D "<prefix>.weight" array of the file and the
+// "<prefix>.bias" beside it.
+enum class FileHead {
+  load,  // like every other tensor (model-tool: the file is the whole model)
+  skip,  // not loaded, and the model need not have it in that shape: a backbone
+         // whose head has another class count than the tasks' (continual --init)
+};
+
+// What load_npz_state_dict found in the file.
+struct LoadReport {
+  int64_t loaded = 0;                // tensors copied into the model
+  std::vector<std::string> skipped;  // FileHead::skip: "name (shape)" of the file's head
+  int64_t batch_counters = 0;        // "<bn>.num_batches_tracked" checked, not kept
+  // One line, e.g. "loaded 70 tensors from F; not loaded: the file's head classifier.6.weight (1000, 4096), ..."
+  std::string describe(const std::filesystem::path& file) const;
+};
+
+// Loads a PyTorch state_dict saved as .npz (torchvision's, exported by
+// scripts/export_torchvision.py, or this engine's save_npz) into `model` by
+// name. Everything is checked before anything is written, and the problems
+// are reported together (the first 20, then how many more) in one
+// std::invalid_argument naming the file, each tensor and both shapes:
+//  - missing: a tensor of the model that the file lacks;
+//  - extra: an array of the file that names no tensor of the model, except
+//    "<bn>.num_batches_tracked" where the model has "<bn>.running_mean" and
+//    "<bn>.running_var" (PyTorch's batch norm counter): it must be a 0-d
+//    integer, and it is checked, counted and not kept (batch_norm.h);
+//  - mis-shaped: a shape other than the model's, or a dtype other than the
+//    model's own ("<f4" for float32, "<f8" for float64; no silent conversion).
+// With FileHead::skip the file's head (above) is neither loaded nor required,
+// and the model's tensors of those names, if any, keep their values; everything
+// else must match exactly. An unreadable file throws std::runtime_error
+// (engine/npz.h).
+LoadReport load_npz_state_dict(Module& model, const std::filesystem::path& file, FileHead head = FileHead::load);
 
 // Parameter counts of a module tree (buffers are not parameters).
 struct ParameterCounts {

@@ -2,21 +2,25 @@
 """Checks the engine against PyTorch on one batch: logits, loss and the gradient
 of every parameter (optional; needs python3 with torch and numpy).
 
-It builds the same architecture in PyTorch (sena32, tiny, vgg11..vgg19[_bn],
-with the layouts of layers/models.h), writes its state_dict to W.npz and a
-random batch to D.npz, runs
+It builds the same architecture in PyTorch (sena32, tiny, vgg11..vgg19[_bn] from
+torchvision.models where torchvision is installed, vgg11..vgg19[_bn]_compact; the
+layouts of layers/models.h), writes its state_dict to W.npz (as torch saves it,
+num_batches_tracked included) and a random batch to D.npz, runs
 
     model-tool run --arch A --input HxWxC --classes K --weights W.npz --data D.npz --out O.npz --eval
 
-and compares O.npz with PyTorch's own forward and backward. Example:
+and compares O.npz with PyTorch's own forward and backward. Examples:
 
     python3 scripts/compare_with_torch.py --model-tool build/experiments/model-tool \\
         --arch sena32 --input 32x32x3 --classes 10
+    python3 scripts/compare_with_torch.py --model-tool build/experiments/model-tool \\
+        --arch vgg11_bn --input 32x32x3 --classes 10 --batch 4 --train
 
-Use evaluation mode (the default) for models with dropout: the engine draws its
-dropout masks from its own generator. --train compares training mode (batch
-statistics in batch norm), meaningful for models without dropout (tiny).
-Exit status 0 when every array agrees within --rtol, 1 otherwise.
+Evaluation mode (the default) uses running batch-norm statistics and no dropout.
+--train compares training mode (batch statistics in batch norm); the engine
+draws dropout masks from its own generator, so both sides then run with dropout
+p = 0 (model-tool --dropout 0). Exit status 0 when every array agrees within
+--rtol, 1 otherwise.
 """
 import argparse
 import os
@@ -38,11 +42,11 @@ VGG = {
 
 
 class Vgg(nn.Module):
-    """torchvision's VGG layout: features, avgpool, classifier (flatten in forward)."""
+    """torchvision's VGG layout: features, avgpool, classifier (flatten in forward).
+    pool: AdaptiveAvgPool2d(7) as torchvision's; without it (the compact variant)
+    the classifier takes C * h * w of the last map."""
 
-    def __init__(self, cfg, bn, h, w, c, classes):
-        # The adaptive pool to 7x7 exists for inputs of at least 224x224, as in layers/models.h.
-        pool = h >= 224 and w >= 224
+    def __init__(self, cfg, bn, h, w, c, classes, pool):
         super().__init__()
         layers = []
         for v in cfg:
@@ -84,9 +88,16 @@ def make_model(arch, h, w, c, classes):
             nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(16 * (h // 4) * (w // 4), 32), nn.ReLU(), nn.Linear(32, classes))
     name, _, suffix = arch.partition("_")
-    if name.startswith("vgg") and name[3:].isdigit() and int(name[3:]) in VGG and suffix in ("", "bn"):
-        return Vgg(VGG[int(name[3:])], suffix == "bn", h, w, c, classes)
-    sys.exit(f"compare_with_torch: unsupported arch {arch!r} (sena32, tiny, vgg11..vgg19[_bn])")
+    if name.startswith("vgg") and name[3:].isdigit() and int(name[3:]) in VGG:
+        if suffix in ("", "bn"):
+            try:
+                import torchvision  # the real thing where it is installed
+                return getattr(torchvision.models, arch)(weights=None, num_classes=classes)
+            except ImportError:
+                return Vgg(VGG[int(name[3:])], suffix == "bn", h, w, c, classes, pool=True)
+        if suffix in ("compact", "bn_compact"):
+            return Vgg(VGG[int(name[3:])], suffix == "bn_compact", h, w, c, classes, pool=False)
+    sys.exit(f"compare_with_torch: unsupported arch {arch!r} (sena32, tiny, vgg11..vgg19[_bn][_compact])")
 
 
 def main():
@@ -111,12 +122,17 @@ def main():
             for _ in range(3):
                 model(torch.randn(a.batch, c, h, w, dtype=torch.float64))
     model.train(a.train)
+    if a.train:  # the engine's dropout masks are its own: compare training mode without dropout
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = 0.0
     x = torch.randn(a.batch, c, h, w, dtype=torch.float64).float().double()  # float32 values
     y = torch.randint(0, a.classes, (a.batch,))
 
     with tempfile.TemporaryDirectory() as tmp:
         weights, data, out = (os.path.join(tmp, n) for n in ("W.npz", "D.npz", "O.npz"))
-        np.savez(weights, **{k: v.detach().float().numpy() for k, v in model.state_dict().items()})
+        np.savez(weights, **{k: (v.float() if v.is_floating_point() else v).detach().numpy()
+                             for k, v in model.state_dict().items()})
         np.savez(data, x=x.float().numpy(), y=y.numpy())
         # The reference runs in float64 on the float32 values the engine sees.
         with torch.no_grad():
@@ -125,8 +141,7 @@ def main():
                     v.copy_(v.float().double())
         cmd = [a.model_tool, "run", "--arch", a.arch, "--input", a.input, "--classes", str(a.classes),
                "--weights", weights, "--data", data, "--out", out, "--device", a.device]
-        if not a.train:
-            cmd.append("--eval")
+        cmd += ["--dropout", "0"] if a.train else ["--eval"]
         subprocess.run(cmd, check=True)
         got = dict(np.load(out))
 

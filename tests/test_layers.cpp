@@ -68,8 +68,12 @@ BOOST_AUTO_TEST_CASE(vgg11_bn_state_dict_names_match_torchvision) {
   }
   for (int index : {0, 3, 6}) modules.emplace_back("classifier." + std::to_string(index), "fc");
   BOOST_TEST(names(net->state_dict()) == torch_names(modules), boost::test_tools::per_element());
-  // Without the adaptive pool at 32x32 the classifier takes 512 * 1 * 1.
-  BOOST_TEST(net->named_parameters().at(32).second.shape() == (Shape{4096, 512}));
+  // torchvision's avgpool replicates the 1x1 map of a 32x32 input to 7x7: fc1 takes 25088;
+  // the compact variant has no avgpool and takes 512 * 1 * 1.
+  BOOST_TEST(net->named_parameters().at(32).second.shape() == (Shape{4096, 25088}));
+  auto compact = make_model("vgg11_bn_compact", parse_input("32x32x3"), 10, kNoInit);
+  BOOST_TEST(names(compact->state_dict()) == names(net->state_dict()), boost::test_tools::per_element());
+  BOOST_TEST(compact->named_parameters().at(32).second.shape() == (Shape{4096, 512}));
 }
 
 BOOST_AUTO_TEST_CASE(sena32_layout_and_shapes) {
@@ -127,9 +131,9 @@ BOOST_AUTO_TEST_CASE(default_init_bounds_and_seeding) {
 BOOST_AUTO_TEST_CASE(state_dict_round_trip_and_load_errors) {
   auto a = make_model("tiny", parse_input("8x8x1"), 3, {1, true});
   auto b = make_model("tiny", parse_input("8x8x1"), 3, {2, true});
-  NamedTensors state = a->state_dict();
-  // PyTorch's integer counter is accepted and ignored.
-  state.emplace_back("1.num_batches_tracked", Tensor::zeros({}));
+  // In memory every name must be the model's (PyTorch's num_batches_tracked
+  // counters are for load_npz_state_dict, tests/test_torchvision.cpp).
+  const NamedTensors state = a->state_dict();
   b->load_state_dict(state);
   for (size_t i = 0; i < a->state_dict().size(); ++i)
     BOOST_TEST(a->state_dict()[i].second.to_double_vector() == b->state_dict()[i].second.to_double_vector());

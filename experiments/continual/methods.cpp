@@ -82,10 +82,8 @@ std::unique_ptr<Learner> make_learner(const RunConfig& c, const std::string& met
   auto learner = std::make_unique<ContinualModelLearner>(network, options, device);
   if (!c.init.empty()) {
     // The network's classifier output is the task head now (no blocks yet), so
-    // the file's own head, if any, is left unused.
-    engine::NamedTensors weights;
-    for (const auto& [name, array] : engine::read_npz(c.init)) weights.push_back({name, engine::to_tensor(array)});
-    learner->model().load_state_dict(weights, /*allow_unused=*/true);
+    // the file's own head is skipped; every other tensor must match exactly.
+    layers::load_npz_state_dict(learner->model().network(), c.init, layers::FileHead::skip);
   }
   return learner;
 }
