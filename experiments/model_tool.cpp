@@ -7,12 +7,21 @@
 //       a freshly initialised model's state_dict (PyTorch-default initialisation,
 //       seeded), e.g. for scripts/export_torchvision.py import
 //   model-tool run --arch A --input HxWxC --classes K --weights W.npz --data D.npz --out O.npz
-//                  [--eval] [--dropout P]
+//                  [--eval] [--dropout P] [--lora [--adapt P] [--rank R] [--rank-fc R] [--alpha A]]
 //       W.npz: the model's tensors under PyTorch's state_dict names, exactly
 //              (layers::load_npz_state_dict: a torchvision state_dict loads
 //              as saved, "num_batches_tracked" included);
 //       D.npz: x (N,C,H,W) float32 (float64 is converted), optionally y (N) integer labels;
-//       O.npz: logits (N,K) float32; with y also loss () and grad.<name> for every parameter.
+//       O.npz: logits (N,K) float32; with y also loss (), grad.input (N,C,H,W) = dL/dx
+//              and grad.<name> for every trainable parameter.
+//
+// --lora (init and run): the model is task 1 of a two-task layers::ContinualModel
+// with method lora and per-task heads of K classes each: every tensor is
+// frozen but task 1's adapters (LoRA on dense layers, ConvLoRA on conv layers,
+// as --adapt places them; scaling alpha / rank), its BatchNorm2d copies and its
+// head block. W.npz then holds the whole two-task state_dict under the engine's
+// names ("<layer>.adapters.1.A", "<bn>.tasks.1.weight", "<head>.tasks.1.bias",
+// ...; `init --lora` writes one), and the gradients are those of task 1's tensors.
 // Without --eval the model runs in training mode: batch norm uses batch
 // statistics, and dropout draws its masks from this engine's generator, which
 // PyTorch cannot reproduce; --dropout 0 makes a training-mode pass of a model
@@ -31,6 +40,7 @@
 #include "engine/npz.h"
 #include "engine/ops.h"
 #include "layers/basic.h"
+#include "layers/continual_model.h"
 #include "layers/models.h"
 
 namespace {
@@ -103,12 +113,47 @@ int summary(const std::string& arch, const layers::InputShape& input, int64_t cl
   return 0;
 }
 
+// The model init and run work on: the plain network, or with `lora` set task 1
+// of a two-task ContinualModel that trains LoRA adapters (header comment).
+class ToolModel {
+ public:
+  ToolModel(const std::string& arch, const layers::InputShape& input, int64_t classes, const layers::ModelInit& init,
+            const std::optional<layers::AdapterOptions>& lora) {
+    auto network = layers::make_model(arch, input, classes, init);
+    if (!lora) {
+      network_ = network;
+      return;
+    }
+    layers::ContinualOptions options;
+    options.method = layers::Method::lora;
+    options.head = layers::HeadMode::per_task;
+    options.adapters = *lora;
+    options.seed = init.seed;
+    options.initialise = init.initialise;
+    continual_ = std::make_unique<layers::ContinualModel>(network, options);
+    continual_->add_task(classes);
+    continual_->add_task(classes);  // the current task: frozen network, task 1's adapters, copies and head
+    network_ = network;             // the same root, its head and batch norms now per task
+  }
+  layers::Module& network() const { return *network_; }
+  layers::ForwardResult forward(const engine::Tensor& x) const {
+    return continual_ ? continual_->forward(x) : layers::ForwardResult{network_->forward(x), {}, 0};
+  }
+  void to(engine::Device device) const { continual_ ? continual_->to(device) : network_->to(device); }
+  void train(bool on) const { continual_ ? continual_->train(on) : network_->train(on); }
+
+ private:
+  std::shared_ptr<layers::Module> network_;
+  std::unique_ptr<layers::ContinualModel> continual_;
+};
+
 int init(const std::string& arch, const layers::InputShape& input, int64_t classes, uint64_t seed,
-         const std::string& out_path) {
-  auto model = layers::make_model(arch, input, classes, {seed, true});
-  const layers::NamedTensors state = model->state_dict();
+         const std::optional<layers::AdapterOptions>& lora, const std::string& out_path) {
+  const ToolModel model(arch, input, classes, {seed, true}, lora);
+  const layers::NamedTensors state = model.network().state_dict();
   engine::save_npz(out_path, state);
-  std::cout << "wrote " << out_path << " (" << state.size() << " tensors of " << arch << ", seed " << seed << ")\n";
+  std::cout << "wrote " << out_path << " (" << state.size() << " tensors of " << arch << (lora ? " with LoRA" : "")
+            << ", seed " << seed << ")\n";
   return 0;
 }
 
@@ -120,12 +165,12 @@ const engine::NpyArray* find_array(const engine::NamedArrays& arrays, const std:
 
 int run(const std::string& arch, const layers::InputShape& input, int64_t classes, engine::Device device,
         const std::string& weights_path, const std::string& data_path, const std::string& out_path, bool eval,
-        std::optional<double> dropout) {
-  auto model = layers::make_model(arch, input, classes, {0, false});
-  if (dropout) layers::set_dropout(*model, *dropout);
-  std::cout << layers::load_npz_state_dict(*model, weights_path).describe(weights_path) << "\n";
-  model->to(device);
-  model->train(!eval);
+        std::optional<double> dropout, const std::optional<layers::AdapterOptions>& lora) {
+  const ToolModel model(arch, input, classes, {0, false}, lora);
+  if (dropout) layers::set_dropout(model.network(), *dropout);
+  std::cout << layers::load_npz_state_dict(model.network(), weights_path).describe(weights_path) << "\n";
+  model.to(device);
+  model.train(!eval);
 
   const engine::NamedArrays data = engine::read_npz(data_path);
   const engine::NpyArray* x_array = find_array(data, "x");
@@ -135,27 +180,31 @@ int run(const std::string& arch, const layers::InputShape& input, int64_t classe
     throw std::runtime_error(data_path + ": x is " + engine::to_string(x.shape()) + ", expected (N, " +
                              std::to_string(input.channels) + ", " + std::to_string(input.height) + ", " +
                              std::to_string(input.width) + ") for --input " + layers::to_string(input));
+  const engine::NpyArray* y_array = find_array(data, "y");
   x = x.to(device);
+  if (y_array) x.set_requires_grad();  // dL/dx checks the first layer's input gradient too
 
-  const engine::Tensor logits = model->forward(x);
-  layers::NamedTensors out = {{"logits", logits}};
-  if (const engine::NpyArray* y_array = find_array(data, "y")) {
-    const std::vector<int64_t> labels = engine::to_int64(*y_array);
+  const layers::ForwardResult result = model.forward(x);
+  layers::NamedTensors out = {{"logits", result.logits}};
+  if (y_array) {
+    std::vector<int64_t> labels = engine::to_int64(*y_array);
     if (static_cast<int64_t>(labels.size()) != x.dim(0))
       throw std::runtime_error(data_path + ": y has " + std::to_string(labels.size()) + " labels for " +
                                std::to_string(x.dim(0)) + " inputs");
-    const engine::Tensor loss = engine::cross_entropy(logits, labels);
+    for (int64_t& label : labels) label += result.label_offset;
+    const engine::Tensor loss = engine::cross_entropy(result.logits, labels, result.class_mask);
     loss.backward();
     out.emplace_back("loss", loss);
-    for (const auto& [name, param] : model->named_trainable_parameters()) {
+    out.emplace_back("grad.input", x.grad());
+    for (const auto& [name, param] : model.network().named_trainable_parameters()) {
       const engine::Tensor grad = param.grad();
       out.emplace_back("grad." + name, grad.defined() ? grad : engine::Tensor::zeros(param.shape(), param.dtype()));
     }
     std::cout << "loss " << std::setprecision(9) << loss.item() << "\n";
   }
   engine::save_npz(out_path, out);
-  std::cout << "wrote " << out_path << " (" << out.size() << " arrays; logits " << engine::to_string(logits.shape())
-            << ")\n";
+  std::cout << "wrote " << out_path << " (" << out.size() << " arrays; logits "
+            << engine::to_string(result.logits.shape()) << ")\n";
   return 0;
 }
 
@@ -170,6 +219,21 @@ int main(int argc, char** argv) {
   uint64_t seed = 0;
   bool eval = false;
   std::optional<double> dropout;
+  bool lora = false;
+  std::string adapt = "all";
+  layers::AdapterOptions adapters;
+  auto lora_options = [&](CLI::App* sub) {
+    CLI::Option* flag = sub->add_flag("--lora", lora,
+                                      "task 1 of a two-task continual model with LoRA adapters (method lora, "
+                                      "per-task heads of --classes classes each; tensors under the engine's names)");
+    sub->add_option("--adapt", adapt, "where adapters go, as continual --adapt (all, conv, last-N, fc, head, none; "
+                                      "comma list)")
+        ->capture_default_str()
+        ->needs(flag);
+    sub->add_option("--rank", adapters.rank_conv, "ConvLoRA rank")->capture_default_str()->needs(flag);
+    sub->add_option("--rank-fc", adapters.rank_fc, "LoRA rank of dense layers")->capture_default_str()->needs(flag);
+    sub->add_option("--alpha", adapters.alpha, "scaling is alpha / rank (loralib's)")->capture_default_str()->needs(flag);
+  };
   auto common = [&](CLI::App* sub) {
     sub->add_option("--arch", arch,
                     "sena32, tiny, vgg11..vgg19[_bn] (torchvision's), vgg11..vgg19[_bn]_compact (no avgpool) "
@@ -185,14 +249,16 @@ int main(int argc, char** argv) {
   common(init_cmd);
   init_cmd->add_option("--out", out, ".npz to write, under PyTorch's state_dict names")->required();
   init_cmd->add_option("--seed", seed, "initialisation seed")->capture_default_str();
+  lora_options(init_cmd);
   CLI::App* run_cmd = app.add_subcommand("run", "forward (and backward with labels) on given weights and data");
   common(run_cmd);
   run_cmd->add_option("--weights", weights, ".npz of the model's tensors under PyTorch's state_dict names")->required();
   run_cmd->add_option("--data", data, ".npz with x (N,C,H,W) and optionally y (N)")->required();
-  run_cmd->add_option("--out", out, ".npz to write: logits, loss, grad.<name>")->required();
+  run_cmd->add_option("--out", out, ".npz to write: logits, loss, grad.input, grad.<name>")->required();
   run_cmd->add_flag("--eval", eval, "evaluation mode (running batch-norm statistics, no dropout)");
   run_cmd->add_option("--dropout", dropout,
                       "set p of every dropout layer, in [0, 1) (0: a training-mode pass PyTorch can reproduce)");
+  lora_options(run_cmd);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -202,9 +268,23 @@ int main(int argc, char** argv) {
   // Bad flag values are usage errors (exit 2); anything failing later is a runtime error (exit 1).
   engine::Device device = engine::Device::cpu;
   layers::InputShape input;
+  std::optional<layers::AdapterOptions> lora_adapters;
   try {
     input = layers::parse_input(input_text);
-    layers::make_model(arch, input, classes, {0, false});  // checks arch, input and classes
+    if (lora) {
+      if (adapters.rank_conv < 1 || adapters.rank_fc < 1)
+        throw std::invalid_argument("--rank/--rank-fc: must be at least 1, got " +
+                                    std::to_string(adapters.rank_conv) + "/" + std::to_string(adapters.rank_fc));
+      if (!(adapters.alpha > 0))
+        throw std::invalid_argument("--alpha: must be positive, got " + std::to_string(adapters.alpha));
+      try {
+        adapters.where = layers::parse_adapt(adapt);
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string("--") + e.what());
+      }
+      lora_adapters = adapters;
+    }
+    ToolModel(arch, input, classes, {0, false}, lora_adapters);  // checks arch, input, classes and placement
     if (dropout && !(*dropout >= 0 && *dropout < 1))
       throw std::invalid_argument("--dropout: expected p in [0, 1), got " + std::to_string(*dropout));
     device = parse_device(device_name);
@@ -217,8 +297,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (summary_cmd->parsed()) return summary(arch, input, classes, device);
-    if (init_cmd->parsed()) return init(arch, input, classes, seed, out);
-    return run(arch, input, classes, device, weights, data, out, eval, dropout);
+    if (init_cmd->parsed()) return init(arch, input, classes, seed, lora_adapters, out);
+    return run(arch, input, classes, device, weights, data, out, eval, dropout, lora_adapters);
   } catch (const std::exception& e) {
     std::cerr << "model-tool: " << e.what() << "\n";
     return 1;

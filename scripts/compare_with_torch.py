@@ -19,10 +19,38 @@ and compares O.npz with PyTorch's own forward and backward. Examples:
 Evaluation mode (the default) uses running batch-norm statistics and no dropout.
 --train compares training mode (batch statistics in batch norm); the engine
 draws dropout masks from its own generator, so both sides then run with dropout
-p = 0 (model-tool --dropout 0). Exit status 0 when every array agrees within
---rtol, 1 otherwise.
+p = 0 (model-tool --dropout 0). The gradient of the loss with respect to the
+input (grad.input) is compared too.
+
+--lora checks the engine's adapters against loralib's formulas (microsoft/LoRA,
+loralib/layers.py; written out below, loralib itself is not needed): the model
+is task 1 of model-tool's two-task continual model (model-tool run --lora):
+every base weight frozen, LoRA on the dense layers
+
+    y = F.linear(x, W, b) + (x @ A.T @ B.T) * s           A (R,IN), B (OUT,R)
+
+and ConvLoRA on the conv layers
+
+    y = conv2d(x, W + (B @ A).view(W.shape) * s, b)       A (R*K, C*K), B (OC*K, R*K)
+
+with s = alpha / R, plus task 1's own BatchNorm2d copies and head. A is
+initialised as loralib does (Kaiming-uniform), B non-zero random (loralib's
+zeros would leave A without gradient), so every gradient is non-trivial. The
+weights go to the engine under its names ("<layer>.adapters.1.A",
+"<bn>.tasks.1.weight", "<head>.tasks.1.weight", with task 0's batch norms and
+head set to other values, so that reading them instead would show); the
+comparison covers logits, loss, dL/dx and the gradient of every A, B and
+trainable batch-norm and head tensor. loralib merges W + dW into the weight in
+eval mode; that forward is the same function, and unmerged it also gives the
+factors' gradients, so both modes use the unmerged formulas. Example:
+
+    python3 scripts/compare_with_torch.py --model-tool build/experiments/model-tool \
+        --arch tiny --input 16x16x3 --classes 5 --lora --rank 2 --rank-fc 3 --alpha 4 --train
+
+Exit status 0 when every array agrees within --rtol, 1 otherwise.
 """
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -100,6 +128,105 @@ def make_model(arch, h, w, c, classes):
     sys.exit(f"compare_with_torch: unsupported arch {arch!r} (sena32, tiny, vgg11..vgg19[_bn][_compact])")
 
 
+class LoraLinear(nn.Module):
+    """loralib's Linear with lora_dropout 0: a frozen nn.Linear plus (x A^T B^T) * s."""
+
+    def __init__(self, linear, r, alpha):
+        super().__init__()
+        self.weight = nn.Parameter(linear.weight.detach().clone(), requires_grad=False)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+        self.lora_A = nn.Parameter(torch.empty(r, linear.in_features))
+        self.lora_B = nn.Parameter(torch.empty(linear.out_features, r))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # loralib's A
+        nn.init.kaiming_uniform_(self.lora_B, a=math.sqrt(5))  # not loralib's zeros: A must get a gradient
+        self.scaling = alpha / r
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias) + (x @ self.lora_A.transpose(0, 1) @ self.lora_B.transpose(0, 1)) * self.scaling
+
+
+class ConvLora(nn.Module):
+    """loralib's ConvLoRA (unmerged): conv2d(x, W + (B @ A).view(W.shape) * s, b)."""
+
+    def __init__(self, conv, r, alpha):
+        super().__init__()
+        k = conv.kernel_size[0]
+        self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+        self.stride, self.padding = conv.stride, conv.padding
+        self.lora_A = nn.Parameter(torch.empty(r * k, conv.in_channels * k))
+        self.lora_B = nn.Parameter(torch.empty(conv.out_channels * k, r * k))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        nn.init.kaiming_uniform_(self.lora_B, a=math.sqrt(5))
+        self.scaling = alpha / r
+
+    def forward(self, x):
+        w = self.weight + (self.lora_B @ self.lora_A).view(self.weight.shape) * self.scaling
+        return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+def parse_adapt(text):
+    """layers::parse_adapt: (conv layers from the last, -1 all; dense; head)."""
+    conv, dense, head = 0, False, False
+    for token in text.split(","):
+        if token == "all":
+            conv, dense = -1, True
+        elif token == "conv":
+            conv = -1
+        elif token == "fc":
+            dense = True
+        elif token == "head":
+            head = True
+        elif token.startswith("last-") and token[5:].isdigit() and int(token[5:]) > 0:
+            conv = int(token[5:])
+        elif token != "none":
+            sys.exit(f"compare_with_torch: bad --adapt token {token!r}")
+    return conv, dense, head
+
+
+def make_lora_task(model, a):
+    """Turns `model` (already double, batch-norm statistics set) into task 1 of
+    model-tool's two-task LoRA model, in place. Returns its engine names:
+    {PyTorch name: engine name} and task 0's tensors, {engine name: tensor}."""
+    conv_layers, dense, head_adapter = parse_adapt(a.adapt)
+    modules = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d))]
+    convs = [n for n, m in modules if isinstance(m, nn.Conv2d)]
+    head = [n for n, m in modules if isinstance(m, nn.Linear)][-1]
+    adapted_convs = convs if conv_layers < 0 else convs[len(convs) - conv_layers:]
+    rename, task0 = {}, {}
+
+    def replace(path, new):
+        parent, _, leaf = path.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, leaf, new)
+
+    def other_values(t):  # task 0's copy: any other values will do
+        return (t * 0.5 + 0.25).detach().clone() if t.is_floating_point() else t.clone()
+
+    for path, m in modules:
+        if isinstance(m, nn.Conv2d) and path in adapted_convs:
+            replace(path, ConvLora(m, a.rank, a.alpha))
+            rename.update({f"{path}.lora_A": f"{path}.adapters.1.A", f"{path}.lora_B": f"{path}.adapters.1.B"})
+        elif isinstance(m, nn.Linear) and path != head and dense:
+            replace(path, LoraLinear(m, a.rank_fc, a.alpha))
+            rename.update({f"{path}.lora_A": f"{path}.adapters.1.A", f"{path}.lora_B": f"{path}.adapters.1.B"})
+        elif isinstance(m, nn.BatchNorm2d) or path == head:
+            for leaf, t in m.state_dict().items():  # task 0's copy keeps the plain names
+                task0[f"{path}.{leaf}"] = other_values(t)
+            if path == head and head_adapter:
+                block = LoraLinear(m, a.rank_fc, a.alpha)
+                block.weight.requires_grad_(True)  # task 1's own head block trains along with its adapter
+                block.bias.requires_grad_(True)
+                replace(path, block)
+                rename.update({f"{path}.lora_A": f"{path}.tasks.1.adapters.1.A",
+                               f"{path}.lora_B": f"{path}.tasks.1.adapters.1.B"})
+            for leaf in model.get_submodule(path).state_dict():
+                rename[f"{path}.{leaf}"] = f"{path}.tasks.1.{leaf}"
+    for name, p in model.named_parameters():
+        if name not in rename:
+            p.requires_grad_(False)  # the shared network: frozen
+    return rename, task0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-tool", required=True, help="path to the model-tool executable")
@@ -111,6 +238,11 @@ def main():
     p.add_argument("--train", action="store_true", help="training mode instead of --eval")
     p.add_argument("--device", default="cpu", help="model-tool's --device")
     p.add_argument("--rtol", type=float, default=1e-4, help="|engine - torch| <= rtol * max(1, max|torch|)")
+    p.add_argument("--lora", action="store_true", help="task 1 with LoRA / ConvLoRA adapters (model-tool run --lora)")
+    p.add_argument("--adapt", default="all", help="with --lora: where adapters go (model-tool --adapt)")
+    p.add_argument("--rank", type=int, default=2, help="with --lora: ConvLoRA rank")
+    p.add_argument("--rank-fc", type=int, default=4, help="with --lora: LoRA rank of dense layers")
+    p.add_argument("--alpha", type=float, default=4.0, help="with --lora: scaling alpha / rank")
     a = p.parse_args()
 
     h, w, c = (int(v) for v in a.input.split("x"))
@@ -121,6 +253,8 @@ def main():
             model.train()
             for _ in range(3):
                 model(torch.randn(a.batch, c, h, w, dtype=torch.float64))
+    rename, task0 = make_lora_task(model, a) if a.lora else ({}, {})
+    model.double()  # the adapters' new tensors too
     model.train(a.train)
     if a.train:  # the engine's dropout masks are its own: compare training mode without dropout
         for m in model.modules():
@@ -131,8 +265,10 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         weights, data, out = (os.path.join(tmp, n) for n in ("W.npz", "D.npz", "O.npz"))
+        state = {rename.get(k, k): v for k, v in model.state_dict().items()}
+        state.update(task0)
         np.savez(weights, **{k: (v.float() if v.is_floating_point() else v).detach().numpy()
-                             for k, v in model.state_dict().items()})
+                             for k, v in state.items()})
         np.savez(data, x=x.float().numpy(), y=y.numpy())
         # The reference runs in float64 on the float32 values the engine sees.
         with torch.no_grad():
@@ -142,16 +278,23 @@ def main():
         cmd = [a.model_tool, "run", "--arch", a.arch, "--input", a.input, "--classes", str(a.classes),
                "--weights", weights, "--data", data, "--out", out, "--device", a.device]
         cmd += ["--dropout", "0"] if a.train else ["--eval"]
+        if a.lora:
+            cmd += ["--lora", "--adapt", a.adapt, "--rank", str(a.rank), "--rank-fc", str(a.rank_fc),
+                    "--alpha", repr(a.alpha)]
         subprocess.run(cmd, check=True)
         got = dict(np.load(out))
 
+    x.requires_grad_(True)
     logits = model(x)
     loss = F.cross_entropy(logits, y)
     loss.backward()
-    reference = {"logits": logits, "loss": loss}
-    reference.update({"grad." + n: p.grad for n, p in model.named_parameters()})
+    reference = {"logits": logits, "loss": loss, "grad.input": x.grad}
+    reference.update({"grad." + rename.get(n, n): p.grad for n, p in model.named_parameters() if p.requires_grad})
 
-    worst = 0.0
+    worst = worst_own = 0.0
+    for name in sorted(set(got) - set(reference)):
+        print(f"EXTRA {name}: the engine trains a tensor the reference does not")
+        worst = float("inf")
     for name, ref in reference.items():
         ref = ref.detach().numpy()
         if name not in got:
@@ -159,11 +302,15 @@ def main():
             worst = float("inf")
             continue
         diff = float(np.max(np.abs(got[name] - ref))) if ref.size else 0.0
-        scale = max(1.0, float(np.max(np.abs(ref))) if ref.size else 1.0)
-        worst = max(worst, diff / scale)
-        print(f"{name:32s} {str(tuple(ref.shape)):22s} max |engine - torch| {diff:.3g}  (relative {diff / scale:.3g})")
+        largest = float(np.max(np.abs(ref))) if ref.size else 0.0
+        scale = max(1.0, largest)
+        own = diff / largest if largest > 0 else diff
+        worst, worst_own = max(worst, diff / scale), max(worst_own, own)
+        print(f"{name:32s} {str(tuple(ref.shape)):22s} max |engine - torch| {diff:.3g}  (relative {diff / scale:.3g}; "
+              f"to max|torch| {largest:.3g}: {own:.3g})")
     ok = worst <= a.rtol
-    print(f"{'OK' if ok else 'MISMATCH'}: worst relative difference {worst:.3g} (rtol {a.rtol})")
+    print(f"{'OK' if ok else 'MISMATCH'}: worst relative difference {worst:.3g} (rtol {a.rtol}); "
+          f"relative to each array's own largest value {worst_own:.3g}")
     return 0 if ok else 1
 
 
