@@ -220,7 +220,7 @@ def make_lora_task(model, a):
                 rename.update({f"{path}.lora_A": f"{path}.tasks.1.adapters.1.A",
                                f"{path}.lora_B": f"{path}.tasks.1.adapters.1.B"})
             for leaf in model.get_submodule(path).state_dict():
-                rename[f"{path}.{leaf}"] = f"{path}.tasks.1.{leaf}"
+                rename.setdefault(f"{path}.{leaf}", f"{path}.tasks.1.{leaf}")
     for name, p in model.named_parameters():
         if name not in rename:
             p.requires_grad_(False)  # the shared network: frozen
