@@ -276,7 +276,7 @@ int main(int argc, char** argv) {
         throw std::invalid_argument("--rank/--rank-fc: must be at least 1, got " +
                                     std::to_string(adapters.rank_conv) + "/" + std::to_string(adapters.rank_fc));
       if (!(adapters.alpha > 0))
-        throw std::invalid_argument("--alpha: must be positive, got " + std::to_string(adapters.alpha));
+        throw std::invalid_argument("--alpha: must be positive, got " + layers::repr_number(adapters.alpha));
       try {
         adapters.where = layers::parse_adapt(adapt);
       } catch (const std::invalid_argument& e) {
