@@ -47,6 +47,9 @@ factors' gradients, so both modes use the unmerged formulas. Example:
     python3 scripts/compare_with_torch.py --model-tool build/experiments/model-tool \
         --arch tiny --input 16x16x3 --classes 5 --lora --rank 2 --rank-fc 3 --alpha 4 --train
 
+Each array's figure is max|engine - torch| / max(1, max|torch|), checked against
+--rtol; the last line also gives the worst max|engine - torch| / max|torch|,
+a scale-free figure (arrays that are zero in torch up to rounding left out).
 Exit status 0 when every array agrees within --rtol, 1 otherwise.
 """
 import argparse
