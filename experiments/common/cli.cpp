@@ -11,14 +11,7 @@ void add_standard_options(CLI::App& app, const std::string& program, const std::
   // every main's existing `catch (const CLI::ParseError&)` prints it and exits 0.
   app.set_version_flag("--version", [program] { return version_text(program); },
                        "print the commit, version and build options (CUDA, MPI), then exit");
-  app.footer("\nExample:\n  " + example + "\n\nREADME.md in the project's root describes every program and output file.");
-}
-
-std::string one_of(const std::vector<std::string>& values) {
-  std::string text;
-  for (size_t i = 0; i < values.size(); ++i)
-    text += (i == 0 ? "" : i + 1 == values.size() ? " or " : ", ") + values[i];
-  return text;
+  app.footer("Example:\n  " + example + "\n\nREADME.md in the project's root describes every program and output file.");
 }
 
 }  // namespace experiments

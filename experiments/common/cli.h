@@ -14,7 +14,4 @@ namespace experiments {
 // "Example:\n  <example>\n" plus where the project's documentation lives.
 void add_standard_options(CLI::App& app, const std::string& program, const std::string& example);
 
-// "a, b or c": allowed values of a flag, for its help text.
-std::string one_of(const std::vector<std::string>& values);
-
 }  // namespace experiments
