@@ -14,8 +14,9 @@ std::string task_label(size_t t) { return "T" + std::to_string(t + 1); }
 
 std::string accuracy_name(const MethodSummary& s) { return s.runs.front().accuracy_split + " accuracy"; }
 
+// "1 seed", "mean of 3 seeds": what a figure's numbers are.
 std::string seeds_text(const MethodSummary& s) {
-  return std::to_string(s.runs.size()) + (s.runs.size() == 1 ? " seed" : " seeds");
+  return s.runs.size() == 1 ? "1 seed" : "mean of " + std::to_string(s.runs.size()) + " seeds";
 }
 
 // One accuracy range for every figure of the sweep: from a round tenth below
@@ -36,7 +37,7 @@ AccuracyAxis accuracy_axis(const std::vector<MethodSummary>& methods) {
 
 void write_heatmap(const std::filesystem::path& out_dir, const MethodSummary& s) {
   plot::Heatmap map;
-  map.title = display_name(s.method) + ": " + accuracy_name(s) + " matrix (mean of " + seeds_text(s) + ")";
+  map.title = display_name(s.method) + ": " + accuracy_name(s) + " matrix (" + seeds_text(s) + ")";
   map.x_label = "evaluated task";
   map.y_label = "after training task";
   for (int64_t t = 0; t < s.tasks(); ++t) {
@@ -56,7 +57,7 @@ void write_task_accuracy(const std::filesystem::path& out_dir, const MethodSumma
   chart.y_label = accuracy_name(s);
   chart.y_min = axis.low;
   chart.y_max = axis.high;
-  chart.note = "mean of " + seeds_text(s) + "; the same accuracy axis in every figure of this run";
+  chart.note = seeds_text(s) + "; the same accuracy axis in every figure of this run";
   for (int64_t j = 0; j < s.tasks(); ++j) {
     plot::Series series{"task " + std::to_string(j + 1), {}, {}, plot::palette(j), {}};
     for (int64_t i = j; i < s.tasks(); ++i) {
@@ -79,7 +80,7 @@ void write_acc_vs_params(const std::filesystem::path& out_dir, const std::vector
   chart.y_min = axis.low;
   chart.y_max = axis.high;
   const MethodSummary& first = methods.front();
-  chart.note = first.runs.size() > 1 ? "mean of " + seeds_text(first) + ", bars: ± sample standard deviation"
+  chart.note = first.runs.size() > 1 ? seeds_text(first) + ", bars: ± sample standard deviation"
                                      : "one seed: no spread measured, no error bars";
   for (size_t m = 0; m < methods.size(); ++m) {
     const MethodSummary& s = methods[m];
