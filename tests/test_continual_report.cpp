@@ -18,6 +18,7 @@
 
 #include "engine/io.h"
 #include "experiments/common/build_info.h"
+#include "experiments/common/cli.h"
 #include "experiments/common/provenance.h"
 #include "experiments/continual/aggregate.h"
 #include "experiments/continual/cell_result.h"
@@ -482,4 +483,26 @@ BOOST_AUTO_TEST_CASE(progress_plain_lines_and_terminal_bar) {
   q.update(50, 1.0, 0.5);
   BOOST_TEST(bar.str().find("[############............]") != std::string::npos, bar.str());
   BOOST_TEST(bar.str().front() == '\r');
+}
+
+BOOST_AUTO_TEST_CASE(version_and_help_footer_of_every_binary) {
+  const experiments::BuildInfo& b = experiments::build_info();
+  // 40 hex digits from git, or "unknown" outside a checkout.
+  BOOST_TEST((b.commit == "unknown" ||
+              (b.commit.size() == 40u && b.commit.find_first_not_of("0123456789abcdef") == std::string::npos)),
+             b.commit);
+  const std::string v = experiments::version_text("bench");
+  BOOST_TEST(v.starts_with("bench " + b.version + " (commit " + b.commit), v);
+  BOOST_TEST(v.find(std::string("build options: CUDA ") + (b.cuda ? "yes" : "no") + ", MPI " + (b.mpi ? "yes" : "no")) !=
+             std::string::npos, v);
+  CLI::App app{"test"};
+  experiments::add_standard_options(app, "bench", "bench --threads 2");
+  BOOST_TEST(app.help().find("Example:\n  bench --threads 2\n") != std::string::npos, app.help());
+  try {
+    app.parse(std::vector<std::string>{"--version"});
+    BOOST_FAIL("--version did not end parsing");
+  } catch (const CLI::CallForVersion& e) {
+    BOOST_TEST(e.get_exit_code() == 0);
+    BOOST_TEST(std::string(e.what()) == v);
+  }
 }
