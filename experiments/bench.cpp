@@ -30,6 +30,7 @@
 #include "engine/optim.h"
 #include "engine/parallel.h"
 #include "engine/random.h"
+#include "experiments/common/cli.h"
 #include "layers/models.h"
 
 using namespace engine;
@@ -194,6 +195,7 @@ int bench_data_parallel(Device device, int64_t batch, int reps, bool as_json) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Measure SGEMM, conv2d and small-CNN training throughput of the engine."};
+  experiments::add_standard_options(app, "bench", "bench --threads 2 --device cpu --json");
   bool as_json = false, quick = false, data_parallel = false, models = false;
   int threads = 0;
   std::string device_name = "cpu";
@@ -204,7 +206,7 @@ int main(int argc, char** argv) {
   app.add_flag("--models", models,
                "also train layers-built sena32 and vgg19_bn_compact (no avgpool) at 32x32, batch 128 (on by default "
                "with --device cuda)");
-  app.add_option("--threads", threads, "CPU threads (0 = all cores)")
+  app.add_option("--threads", threads, "CPU threads (0: all cores)")
       ->check(CLI::Range(0, 4096))->capture_default_str();
   app.add_option("--device", device_name, "cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();

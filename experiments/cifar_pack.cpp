@@ -26,12 +26,14 @@
 #include "datasets/cifar.h"
 #include "datasets/image_folder.h"
 #include "engine/random.h"
+#include "experiments/common/cli.h"
 
 namespace fs = std::filesystem;
 using namespace datasets;
 
 int main(int argc, char** argv) {
   CLI::App app{"Pack an image folder into CIFAR-10/CIFAR-100 binary files (official layout)."};
+  experiments::add_standard_options(app, "cifar-pack", "cifar-pack --format cifar10 --split train /tmp/cifar10/train /tmp/cifar10-bin");
   std::string format_name = "cifar10", split = "train", order_name = "shuffled";
   uint64_t seed = 0;
   bool skip_corrupt = false;

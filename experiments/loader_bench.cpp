@@ -18,6 +18,7 @@
 #include "datasets/load_dataset.h"
 #include "datasets/loader.h"
 #include "datasets/transforms.h"
+#include "experiments/common/cli.h"
 
 using namespace datasets;
 
@@ -31,18 +32,21 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Measure the batch loader's throughput (images/s) with augmentation."};
+  experiments::add_standard_options(app, "loader-bench", "loader-bench --dataset fashion-mnist --batch 64 --epochs 3");
   std::string dataset = "fashion-mnist";
   std::filesystem::path data_dir;
   int64_t batch_size = 64, epochs = 2, image_size = 32;
-  bool augment = true;
+  std::string augment = "on";
   std::string names;
   for (const std::string& n : dataset_names()) names += (names.empty() ? "" : ", ") + n;
   app.add_option("--dataset", dataset, "one of: " + names)->check(CLI::IsMember(dataset_names()))->capture_default_str();
   app.add_option("--data-dir", data_dir, "data directory (fashion-mnist defaults to Debian's)");
-  app.add_option("--batch-size", batch_size, "images per batch")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--batch", batch_size, "images per batch")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--epochs", epochs, "epochs per measurement")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--image-size", image_size, "side images of a folder are resized to")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_flag("!--no-augment", augment, "measure without random crop and flip");
+  app.add_option("--augment", augment, "random crop and flip: on or off")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -64,8 +68,8 @@ int main(int argc, char** argv) {
     options.batch_size = batch_size;
     options.seed = 1;
     options.normalization = compute_channel_stats(train, indices);
-    if (augment) options.augmentation = Augmentation{};
-    std::cout << "augmentation: " << (augment ? "random crop (padding 4) + horizontal flip" : "none")
+    if (augment == "on") options.augmentation = Augmentation{};
+    std::cout << "augmentation: " << (augment == "on" ? "random crop (padding 4) + horizontal flip" : "none")
               << ", batch size " << batch_size << "\n";
 
     for (const bool prefetch : {false, true}) {

@@ -39,6 +39,7 @@
 #include "engine/backend.h"
 #include "engine/npz.h"
 #include "engine/ops.h"
+#include "experiments/common/cli.h"
 #include "layers/basic.h"
 #include "layers/continual_model.h"
 #include "layers/models.h"
@@ -213,6 +214,7 @@ int run(const std::string& arch, const layers::InputShape& input, int64_t classe
 int main(int argc, char** argv) {
   CLI::App app{"Summarise an architecture, write its initialised weights, or run it on PyTorch-named weights "
                "and write logits, loss and gradients."};
+  experiments::add_standard_options(app, "model-tool", "model-tool summary --arch sena32 --input 32x32x3 --classes 10");
   app.require_subcommand(1);
   std::string arch, input_text, device_name = "cpu", weights, data, out;
   int64_t classes = 0;
@@ -241,7 +243,7 @@ int main(int argc, char** argv) {
         ->required();
     sub->add_option("--input", input_text, "input size as HxWxC, e.g. 32x32x3")->required();
     sub->add_option("--classes", classes, "number of classes")->required()->check(CLI::PositiveNumber);
-    sub->add_option("--device", device_name, "cpu or cuda")->capture_default_str();
+    sub->add_option("--device", device_name, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   };
   CLI::App* summary_cmd = app.add_subcommand("summary", "layers, output shapes and parameter counts");
   common(summary_cmd);

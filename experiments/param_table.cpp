@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "experiments/common/cli.h"
 #include "layers/continual_model.h"
 #include "layers/models.h"
 
@@ -45,6 +46,7 @@ layers::ParameterCounts new_per_task(const std::string& arch, const layers::Inpu
 
 int main(int argc, char** argv) {
   CLI::App app{"Parameters trained per new task by each continual-learning method, counted on the models."};
+  experiments::add_standard_options(app, "param-table", "param-table --arch vgg19 --input 224x224x3 --classes 200 --ranks 1,3,6,9 --rank-fc 30");
   std::string arch = "vgg19", input_text = "224x224x3";
   int64_t classes = 200, rank_fc = 30;
   std::vector<int64_t> ranks = {1, 3, 6, 9, 12, 24};
@@ -53,7 +55,7 @@ int main(int argc, char** argv) {
                  "architecture: sena32, tiny, vgg11..vgg19[_bn] (torchvision's), vgg11..vgg19[_bn]_compact or a VGG "
                  "configuration (layers/models.h)")
       ->capture_default_str();
-  app.add_option("--input", input_text, "input size as HxWxC")->capture_default_str();
+  app.add_option("--input", input_text, "input size as HxWxC, e.g. 32x32x3")->capture_default_str();
   app.add_option("--classes", classes, "classes per task")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--ranks", ranks, "ConvLoRA ranks, comma separated")
       ->delimiter(',')

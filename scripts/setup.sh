@@ -7,6 +7,7 @@ packages=(
   meson ninja-build g++ pkg-config
   libopenblas-dev libboost-test-dev libstb-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev
+  libcairo2-dev fonts-dejavu-core
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
 )

@@ -18,6 +18,7 @@
 #include "engine/ops.h"
 #include "engine/parallel.h"
 #include "experiments/continual/checkpoint.h"
+#include "experiments/continual/epoch_log.h"
 #include "experiments/continual/merge.h"
 #include "experiments/continual/methods.h"
 #include "experiments/continual/run.h"
@@ -164,6 +165,18 @@ BOOST_AUTO_TEST_CASE(resume_after_a_kill_gives_identical_numbers,
     BOOST_TEST(resumed.curves[t].val_accuracy == reference.curves[t].val_accuracy);
   }
   BOOST_TEST(to_json(resumed).at("params") == to_json(reference).at("params"));
+  // The per-epoch log goes on across the kill: the uninterrupted run's rows,
+  // each epoch once (the seconds column aside).
+  auto rows_without_seconds = [](const fs::path& file) {
+    const std::vector<char> bytes = engine::read_file(file);
+    std::istringstream in(std::string(bytes.begin(), bytes.end()));
+    std::vector<std::string> rows;
+    for (std::string line; std::getline(in, line);) rows.push_back(line.substr(0, line.rfind(',')));
+    return rows;
+  };
+  const std::vector<std::string> whole_rows = rows_without_seconds(epoch_log_file(whole.path, "lora-seed0"));
+  BOOST_TEST(whole_rows.size() == 1u + 5 * 2);  // header, 5 tasks of 2 epochs
+  BOOST_TEST(rows_without_seconds(epoch_log_file(killed.path, "lora-seed0")) == whole_rows, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint,

@@ -1,20 +1,29 @@
 // The runner's bookkeeping, without training: metric formulas on hand-made
-// accuracy matrices, cell files, aggregation over seeds, results.json layout,
-// summary and CSVs, shard selection, plots and the progress display.
+// accuracy matrices, cell files, aggregation over seeds, results.json layout
+// and provenance, summary and CSVs (tasks from 1, a spread only with two seeds
+// or more), the per-epoch log, shard selection, figures (PNG, SVG, PDF) and
+// the progress display.
 #define BOOST_TEST_MODULE continual_report
 #include <boost/test/unit_test.hpp>
 
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <map>
 #include <sstream>
 
 #include "engine/io.h"
+#include "experiments/common/build_info.h"
+#include "experiments/common/cli.h"
+#include "experiments/common/provenance.h"
 #include "experiments/continual/aggregate.h"
 #include "experiments/continual/cell_result.h"
+#include "experiments/continual/epoch_log.h"
+#include "experiments/continual/figures.h"
 #include "experiments/continual/metrics.h"
 #include "experiments/continual/plot.h"
 #include "experiments/continual/progress.h"
@@ -43,6 +52,47 @@ CellResult make_cell(const std::string& method, uint64_t seed, AccuracyMatrix r)
   c.curves = {{{1.0, 0.5}, {0.6, 0.9}, 2}, {{0.8}, {0.8}, 1}, {{0.7}, {0.95}, 1}};
   c.peak_memory_bytes = 1 << 20;
   return c;
+}
+
+// Well-formed XML as far as a figure needs: every element closed in order,
+// attributes quoted, comments, declarations and CDATA skipped.
+bool well_formed_xml(const std::string& text) {
+  std::vector<std::string> open;
+  size_t i = text.find('<');
+  if (i == std::string::npos) return false;
+  while (i != std::string::npos) {
+    if (text.compare(i, 4, "<!--") == 0) {
+      i = text.find("-->", i);
+      if (i == std::string::npos) return false;
+    } else if (text.compare(i, 9, "<![CDATA[") == 0) {
+      i = text.find("]]>", i);
+      if (i == std::string::npos) return false;
+    } else if (text.compare(i, 2, "<?") == 0 || text.compare(i, 2, "<!") == 0) {
+      i = text.find('>', i);
+      if (i == std::string::npos) return false;
+    } else {
+      // Find the tag's end outside quoted attribute values.
+      size_t j = i + 1;
+      char quote = 0;
+      for (; j < text.size() && (quote || text[j] != '>'); ++j)
+        if (quote ? text[j] == quote : (text[j] == '"' || text[j] == '\''))
+          quote = quote ? 0 : text[j];
+      if (j == text.size()) return false;
+      const std::string tag = text.substr(i + 1, j - i - 1);
+      const bool closing = tag.starts_with("/"), empty = tag.ends_with("/");
+      const std::string name = tag.substr(closing, tag.find_first_of(" \t\n/>", closing) - closing);
+      if (name.empty()) return false;
+      if (closing) {
+        if (open.empty() || open.back() != name) return false;
+        open.pop_back();
+      } else if (!empty) {
+        open.push_back(name);
+      }
+      i = j;
+    }
+    i = text.find('<', i);
+  }
+  return open.empty();
 }
 
 struct TempDir {
@@ -81,8 +131,11 @@ BOOST_AUTO_TEST_CASE(mean_and_sample_std) {
   const MeanStd m = mean_std({1.0, 2.0, 4.0});
   BOOST_TEST(m.mean == 7.0 / 3, tolerance(1e-12));
   // Sample variance: ((4/3)^2 + (1/3)^2 + (5/3)^2) / 2 = 7/3
-  BOOST_TEST(m.std == std::sqrt(7.0 / 3), tolerance(1e-12));
-  BOOST_TEST(mean_std({5.0}).std == 0.0);
+  BOOST_REQUIRE(m.sample_std.has_value());
+  BOOST_TEST(*m.sample_std == std::sqrt(7.0 / 3), tolerance(1e-12));
+  // One value: a mean, and no spread at all (not a spread of 0).
+  BOOST_TEST(mean_std({5.0}).mean == 5.0);
+  BOOST_TEST(!mean_std({5.0}).sample_std.has_value());
   BOOST_CHECK_THROW(mean_std({}), std::invalid_argument);
 }
 
@@ -125,10 +178,10 @@ BOOST_AUTO_TEST_CASE(aggregation_over_seeds_and_results_layout) {
   BOOST_REQUIRE(summaries.size() == 2u);
   const MethodSummary& naive = summaries[0];
   BOOST_TEST(naive.accuracy_matrix[2][0].mean == 0.4, tolerance(1e-12));
-  BOOST_TEST(naive.accuracy_matrix[2][0].std == std::sqrt(0.02), tolerance(1e-12));  // two values 0.2 apart
+  BOOST_TEST(*naive.accuracy_matrix[2][0].sample_std == std::sqrt(0.02), tolerance(1e-12));  // two values 0.2 apart
   BOOST_TEST(naive.acc.mean == average_accuracy(kForgetful) - 0.1, tolerance(1e-12));  // mean of the two seeds
   BOOST_TEST(summaries[1].bwt.mean == 0.0);
-  BOOST_TEST(summaries[1].acc.std == 0.0);
+  BOOST_TEST(!summaries[1].acc.sample_std.has_value());  // lora: one seed
 
   const nlohmann::json results = results_json({{"tasks", 3}}, {{"name", "toy"}}, summaries);
   BOOST_TEST(results.at("config").at("tasks") == 3);
@@ -141,8 +194,14 @@ BOOST_AUTO_TEST_CASE(aggregation_over_seeds_and_results_layout) {
   for (const char* key : {"epochs_per_task", "seconds_per_task", "curves", "validation_matrix", "forgetting"})
     BOOST_TEST(run.contains(key));
   BOOST_TEST(results.at("methods").at("naive").at("mean").at("acc").get<double>() == naive.acc.mean);
-  BOOST_TEST(results.at("methods").at("naive").at("std").at("accuracy_matrix").at(2).at(0).get<double>() ==
+  BOOST_TEST(results.at("methods").at("naive").at("sample_std").at("accuracy_matrix").at(2).at(0).get<double>() ==
              std::sqrt(0.02), tolerance(1e-12));
+  BOOST_TEST(results.at("methods").at("naive").at("seeds") == 2);
+  // One seed: null spreads, not zeros.
+  const auto& lora_spread = results.at("methods").at("lora").at("sample_std");
+  BOOST_TEST(lora_spread.at("acc").is_null());
+  BOOST_TEST(lora_spread.at("accuracy_matrix").at(2).at(1).is_null());
+  BOOST_TEST(results.at("methods").at("lora").at("mean").at("acc").get<double>() == 0.8, tolerance(1e-12));
 
   // A method without cells, or cells that disagree, are errors naming them.
   BOOST_CHECK_THROW(summarise({"sena"}, cells), std::runtime_error);
@@ -164,24 +223,158 @@ BOOST_AUTO_TEST_CASE(summary_and_csv_contents) {
   // ACC 0.7667, BWT -0.175, forgetting 0.175, base 100, 10 per later task = 10%.
   BOOST_TEST(md.find("| lora | 0.7667 ± 0.0000 | -0.1750 ± 0.0000 | 0.1750 ± 0.0000 | 100 | 10 | 120 | 10.0% |") !=
              std::string::npos, md);
+  BOOST_TEST(md.find("sample standard deviation") != std::string::npos);
+  // Tasks from 1 in both CSVs: R[2][1] of seed 1 is after task 3, task 2.
   const std::string csv = accuracy_matrix_csv(summaries);
-  BOOST_TEST(csv.find("lora,1,2,1,0.850000,test,0.850000\n") != std::string::npos);
+  BOOST_TEST(csv.find("lora,1,3,2,0.850000,test,0.850000\n") != std::string::npos, csv);
+  std::istringstream rows(csv);
+  std::string row;
+  std::getline(rows, row);  // the header
+  while (std::getline(rows, row)) {
+    std::vector<std::string> fields;
+    std::istringstream cells(row);
+    for (std::string field; std::getline(cells, field, ',');) fields.push_back(field);
+    BOOST_TEST((fields.at(2) != "0" && fields.at(3) != "0"), row);  // no task 0 in any line
+  }
   BOOST_TEST(std::count(csv.begin(), csv.end(), '\n') == 1 + 2 * 6);
   const std::string params = params_csv(summaries);
-  BOOST_TEST(params.find("lora,2,10,5,5,120,70,50\n") != std::string::npos, params);
+  BOOST_TEST(params.find("lora,1,100,60,40,100,60,40\n") != std::string::npos, params);
+  BOOST_TEST(params.find("lora,3,10,5,5,120,70,50\n") != std::string::npos, params);
+}
+
+BOOST_AUTO_TEST_CASE(one_seed_has_no_spread_in_the_summary) {
+  const auto summaries = summarise({"lora"}, {make_cell("lora", 0, kForgetful)});
+  const std::string md = summary_markdown("Split toy", summaries);
+  BOOST_TEST(md.find("| 1 | 0.5000 ± – | 3.0 |") != std::string::npos, md);
+  BOOST_TEST(md.find("| lora | 0.7667 ± – | -0.1750 ± – | 0.1750 ± – | 100 | 10 | 120 | 10.0% |") !=
+             std::string::npos, md);
+  BOOST_TEST(md.find("0.0000") == std::string::npos, md);
+}
+
+BOOST_AUTO_TEST_CASE(metrics_csv_per_method_and_seed) {
+  const AccuracyMatrix other = {{0.7}, {0.5, 0.6}, {0.3, 0.65, 0.75}};
+  CellResult slow = make_cell("naive", 4, other);
+  slow.seconds_per_task = {10, 20, 30.25};
+  const auto summaries = summarise({"naive", "lora"}, {make_cell("naive", 0, kForgetful), slow,
+                                                       make_cell("lora", 0, {{0.9}, {0.9, 0.8}, {0.9, 0.8, 0.7}})});
+  const std::string csv = metrics_csv(summaries);
+  std::istringstream lines(csv);
+  std::string line;
+  std::vector<std::string> rows;
+  while (std::getline(lines, line)) rows.push_back(line);
+  BOOST_REQUIRE(rows.size() == 4u);
+  BOOST_TEST(rows[0] == "method,seed,tasks,acc,bwt,forgetting,seconds,base_params,new_params_per_later_task,total_params");
+  // ACC (0.5+0.85+0.95)/3, BWT ((0.5-0.9)+(0.85-0.8))/2, forgetting (0.4-0.05)/2, 1.5+2.5+3.5 s,
+  // base 100, (10+10)/2 per later task, 120 in all.
+  BOOST_TEST(rows[1] == "naive,0,3,0.766667,-0.175000,0.175000,7.500,100,10,120");
+  BOOST_TEST(rows[2] == "naive,4,3,0.566667,-0.175000,0.175000,60.250,100,10,120");
+  BOOST_TEST(rows[3] == "lora,0,3,0.800000,0.000000,0.000000,7.500,100,10,120");
 }
 
 BOOST_AUTO_TEST_CASE(reports_and_plots_are_written) {
   TempDir dir;
   const auto summaries = summarise({"naive", "lora"}, {make_cell("naive", 0, kForgetful), make_cell("lora", 0, kForgetful)});
-  write_reports(dir.path, "Split toy", {{"tasks", 3}}, {{"name", "toy"}}, summaries);
-  for (const char* name : {"results.json", "summary.md", "accuracy_matrix.csv", "params.csv", "heatmap_naive.png",
-                           "heatmap_lora.png", "task_accuracy_lora.png", "params_growth.png", "params_parts.png"}) {
+  experiments::record_invocation(2, std::array<char*, 2>{const_cast<char*>("continual"),
+                                                         const_cast<char*>("--out=a b")}.data());
+  const std::string md = write_reports(dir.path, "Split toy", {{"tasks", 3}}, {{"name", "toy"}}, summaries);
+  for (const char* name : {"results.json", "summary.md", "metrics.csv", "accuracy_matrix.csv", "params.csv"}) {
     BOOST_TEST(fs::exists(dir.path / name), name);
-    const std::vector<char> bytes = engine::read_file(dir.path / name);
-    BOOST_TEST(bytes.size() > 100u, name);
-    if (std::string(name).ends_with(".png")) BOOST_TEST(std::string(bytes.data() + 1, 3) == "PNG", name);
+    BOOST_TEST(engine::read_file(dir.path / name).size() > 100u, name);
   }
+  const std::vector<std::string> figures = figure_names(summaries);
+  BOOST_TEST(figures.size() == 7u);  // acc_vs_params, 2 heatmaps, 2 task_accuracy, params_growth, params_parts
+  BOOST_TEST(figures.front() == "acc_vs_params");
+  for (const std::string& stem : figures) {
+    const std::vector<char> png = engine::read_file(dir.path / (stem + ".png"));
+    BOOST_TEST(std::string(png.data() + 1, 3) == "PNG", stem);
+    const std::vector<char> pdf = engine::read_file(dir.path / (stem + ".pdf"));
+    BOOST_TEST(std::string(pdf.data(), 5) == "%PDF-", stem);
+    const std::vector<char> svg = engine::read_file(dir.path / (stem + ".svg"));
+    BOOST_TEST(well_formed_xml(std::string(svg.begin(), svg.end())), stem);
+  }
+
+  // Provenance: in results.json, and in summary.md's first lines.
+  const std::vector<char> bytes = engine::read_file(dir.path / "results.json");
+  const nlohmann::json results = nlohmann::json::parse(bytes.begin(), bytes.end());
+  const nlohmann::json& p = results.at("provenance");
+  for (const char* key : {"commit", "dirty", "version", "build", "command_line", "host_cpu", "threads", "blas",
+                          "blas_kernel", "openblas_coretype", "gpu", "started", "finished"})
+    BOOST_TEST(p.contains(key), key);
+  BOOST_TEST(p.at("commit").get<std::string>() == experiments::build_info().commit);
+  BOOST_TEST(p.at("command_line").get<std::string>() == "continual '--out=a b'");
+  BOOST_TEST(p.at("threads").get<int>() >= 1);
+  BOOST_TEST(!p.at("blas_kernel").get<std::string>().empty());
+  BOOST_TEST(p.at("gpu").is_null());  // a CPU run
+  BOOST_TEST(p.at("started").get<std::string>().size() == std::string("2026-11-30T05:12:31Z").size());
+  const std::string head = md.substr(0, md.find("Final "));
+  BOOST_TEST(head.find("- commit: " + experiments::build_info().commit) != std::string::npos, head);
+  BOOST_TEST(head.find("- command: `continual '--out=a b'`") != std::string::npos, head);
+  BOOST_TEST(head.find("threads; OpenBLAS") != std::string::npos, head);
+  BOOST_TEST(head.find("- started ") != std::string::npos, head);
+}
+
+BOOST_AUTO_TEST_CASE(svg_holds_one_coloured_series_per_method) {
+  TempDir dir;
+  const auto three = summarise({"naive", "lora", "sena"}, {make_cell("naive", 0, kForgetful), make_cell("lora", 0, kForgetful),
+                                                          make_cell("sena", 0, kForgetful)});
+  write_figures(dir.path, three);
+  // cairo writes colours as rgb(r%,g%,b%), six decimals without trailing zeros.
+  auto css = [](plot::Color c) {
+    auto percent = [](uint8_t v) {
+      char buffer[32];
+      std::snprintf(buffer, sizeof buffer, "%f", v / 2.55);
+      std::string text = buffer;
+      text.erase(text.find_last_not_of('0') + 1);
+      if (text.back() == '.') text.pop_back();
+      return text + "%";
+    };
+    return "rgb(" + percent(c.r) + "," + percent(c.g) + "," + percent(c.b) + ")";
+  };
+  for (const char* stem : {"params_growth", "acc_vs_params"}) {
+    const std::vector<char> bytes = engine::read_file(dir.path / (std::string(stem) + ".svg"));
+    const std::string svg(bytes.begin(), bytes.end());
+    BOOST_TEST(well_formed_xml(svg), stem);
+    for (size_t m = 0; m < 3; ++m) BOOST_TEST(svg.find(css(plot::palette(m))) != std::string::npos, stem << " series " << m);
+    BOOST_TEST(svg.find(css(plot::palette(3))) == std::string::npos, stem);  // no fourth series
+  }
+}
+
+BOOST_AUTO_TEST_CASE(epoch_log_rows_and_resume_without_duplicates) {
+  TempDir dir;
+  const fs::path file = epoch_log_file(dir.path, "lora-seed0");
+  BOOST_TEST(file.filename().string() == "lora-seed0.csv");
+  auto read_lines = [&] {
+    const std::vector<char> bytes = engine::read_file(file);
+    std::istringstream in(std::string(bytes.begin(), bytes.end()));
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+  };
+  {
+    EpochLog log(file, 1, 0);
+    log.append({1, 1, 0.693147, 0.5, 0.625, 1e-3, 1.25});
+    log.append({1, 2, 0.5, 0.75, 0.8, 1e-3, 1.0});
+    // Streamed: each row is in the file as soon as it is appended.
+    BOOST_TEST(read_lines().size() == 3u);
+    log.append({2, 1, 0.4, 0.8, 0.85, 5e-4, 2.0});
+    log.append({2, 2, 0.3, 0.9, 0.9, 5e-4, 2.0});  // after the checkpoint: lost when the run is killed
+  }
+  std::vector<std::string> lines = read_lines();
+  BOOST_REQUIRE(lines.size() == 5u);
+  BOOST_TEST(lines[0] == "task,epoch,train_loss,train_accuracy,val_accuracy,learning_rate,seconds");
+  BOOST_TEST(lines[1] == "1,1,0.693147,0.500000,0.625000,0.001,1.250");
+  BOOST_TEST(lines[3] == "2,1,0.400000,0.800000,0.850000,0.0005,2.000");
+  {
+    // Resumed after task 2's first epoch: its second is trained again, and written once.
+    EpochLog log(file, 2, 1);
+    log.append({2, 2, 0.31, 0.9, 0.9, 5e-4, 2.0});
+  }
+  lines = read_lines();
+  BOOST_REQUIRE(lines.size() == 5u);
+  BOOST_TEST(lines[4] == "2,2,0.310000,0.900000,0.900000,0.0005,2.000");
+  // A fresh run of the cell starts the file again.
+  EpochLog fresh(file, 1, 0);
+  BOOST_TEST(read_lines().size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(plot_primitives) {
@@ -191,19 +384,35 @@ BOOST_AUTO_TEST_CASE(plot_primitives) {
   BOOST_TEST(c.pixel(10, 10).r == 0);
   BOOST_TEST(c.pixel(19, 14).g == 0);
   BOOST_TEST(c.pixel(20, 14).r == 255);
-  c.line(0, 30, 59, 30, Color{255, 0, 0});
+  BOOST_TEST(c.pixel(9, 10).r == 255);
+  // A one-unit line centred on a pixel row covers it exactly.
+  c.line(0, 30.5, 59, 30.5, Color{255, 0, 0});
   BOOST_TEST(c.pixel(30, 30).g == 0);
   BOOST_TEST(c.pixel(30, 30).r == 255);
-  // Text leaves ink inside its measured box and nowhere else.
+  BOOST_TEST(c.pixel(30, 31).g == 255);
+  // Text leaves ink inside its measured box (anti-aliased edges: one pixel of
+  // slack) and nowhere else.
   Canvas t(200, 40);
   t.text(5, 5, "ACC 0.9", kBlack, 2);
-  const int w = Canvas::text_width("ACC 0.9", 2);
+  const double w = Canvas::text_width("ACC 0.9", 2), h = Canvas::text_height(2);
+  BOOST_TEST(w > 40.0);
+  BOOST_TEST(h > 10.0);
   int inside = 0, outside = 0;
   for (int y = 0; y < 40; ++y)
     for (int x = 0; x < 200; ++x)
-      if (t.pixel(x, y).r == 0) (x >= 5 && x < 5 + w && y >= 5 && y < 5 + Canvas::text_height(2) + 4 ? inside : outside)++;
+      if (t.pixel(x, y).r < 128) (x >= 4 && x <= 6 + w && y >= 4 && y <= 6 + h ? inside : outside)++;
   BOOST_TEST(inside > 30);
   BOOST_TEST(outside == 0);
+  // Turned text: a tall box as wide as the text is high.
+  Canvas v(40, 200);
+  v.text_vertical(5, 5, "ACC 0.9", kBlack, 2);
+  inside = outside = 0;
+  for (int y = 0; y < 200; ++y)
+    for (int x = 0; x < 40; ++x)
+      if (v.pixel(x, y).r < 128) (x >= 4 && x <= 6 + h && y >= 4 && y <= 6 + w ? inside : outside)++;
+  BOOST_TEST(inside > 30);
+  BOOST_TEST(outside == 0);
+  BOOST_CHECK_THROW(c.pixel(60, 0), std::out_of_range);
   const std::vector<double> ticks = nice_ticks(0, 1, 5);
   BOOST_REQUIRE(ticks.size() == 6u);
   for (size_t i = 0; i < ticks.size(); ++i) BOOST_TEST(ticks[i] == 0.2 * static_cast<double>(i), tolerance(1e-12));
@@ -211,6 +420,14 @@ BOOST_AUTO_TEST_CASE(plot_primitives) {
   BOOST_TEST(tick_label(1500000, 500000) == "1.5M");
   BOOST_TEST(tick_label(0.25, 0.05) == "0.25");
   BOOST_TEST(tick_label(40000, 20000) == "40k");
+  const std::vector<double> decades = log_ticks(1500, 2e6);
+  BOOST_REQUIRE(decades.size() == 5u);  // 1k, 10k, 100k, 1M, 10M: no minor ticks over four decades
+  BOOST_TEST(decades.front() == 1000.0);
+  BOOST_TEST(decades.back() == 1e7);
+  const std::vector<double> fine = log_ticks(20, 300);
+  BOOST_REQUIRE(fine.size() == 7u);  // 10, 20, 50, 100, 200, 500, 1000
+  BOOST_TEST(fine[1] == 20.0);
+  BOOST_CHECK_THROW(log_ticks(0, 10), std::invalid_argument);
   BOOST_TEST(colormap(0).r == 68);
   BOOST_TEST(colormap(1).g == 231);
 }
@@ -266,4 +483,26 @@ BOOST_AUTO_TEST_CASE(progress_plain_lines_and_terminal_bar) {
   q.update(50, 1.0, 0.5);
   BOOST_TEST(bar.str().find("[############............]") != std::string::npos, bar.str());
   BOOST_TEST(bar.str().front() == '\r');
+}
+
+BOOST_AUTO_TEST_CASE(version_and_help_footer_of_every_binary) {
+  const experiments::BuildInfo& b = experiments::build_info();
+  // 40 hex digits from git, or "unknown" outside a checkout.
+  BOOST_TEST((b.commit == "unknown" ||
+              (b.commit.size() == 40u && b.commit.find_first_not_of("0123456789abcdef") == std::string::npos)),
+             b.commit);
+  const std::string v = experiments::version_text("bench");
+  BOOST_TEST(v.starts_with("bench " + b.version + " (commit " + b.commit), v);
+  BOOST_TEST(v.find(std::string("build options: CUDA ") + (b.cuda ? "yes" : "no") + ", MPI " + (b.mpi ? "yes" : "no")) !=
+             std::string::npos, v);
+  CLI::App app{"test"};
+  experiments::add_standard_options(app, "bench", "bench --threads 2");
+  BOOST_TEST(app.help().find("Example:\n  bench --threads 2\n") != std::string::npos, app.help());
+  try {
+    app.parse(std::vector<std::string>{"--version"});
+    BOOST_FAIL("--version did not end parsing");
+  } catch (const CLI::CallForVersion& e) {
+    BOOST_TEST(e.get_exit_code() == 0);
+    BOOST_TEST(std::string(e.what()) == v);
+  }
 }

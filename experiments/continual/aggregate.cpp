@@ -41,6 +41,20 @@ bool same_params(const ParamCounts& a, const ParamCounts& b) {
 
 }  // namespace
 
+int64_t new_params_per_later_task(const ParamCounts& params) {
+  const size_t later = params.new_per_task.size() > 1 ? params.new_per_task.size() - 1 : 0;
+  if (later == 0) return 0;
+  int64_t total = 0;
+  for (size_t t = 1; t < params.new_per_task.size(); ++t) total += params.new_per_task[t];
+  return total / static_cast<int64_t>(later);
+}
+
+double total_seconds(const CellResult& cell) {
+  double total = 0;
+  for (double s : cell.seconds_per_task) total += s;
+  return total;
+}
+
 std::vector<MethodSummary> summarise(const std::vector<std::string>& methods, const std::vector<CellResult>& cells) {
   std::vector<MethodSummary> summaries;
   for (const std::string& method : methods) {

@@ -26,6 +26,14 @@ struct MethodSummary {
   int64_t tasks() const { return static_cast<int64_t>(accuracy_matrix.size()); }
 };
 
+// Parameters stored anew for each task after the first, averaged over those
+// tasks (whole parameters, rounded down); 0 when there is a single task. The
+// growth a method costs per task: the x axis of the study's headline figure.
+int64_t new_params_per_later_task(const ParamCounts& params);
+
+// Seconds a cell trained and evaluated, over all its tasks.
+double total_seconds(const CellResult& cell);
+
 // Groups `cells` by method, in the order of `methods`. Throws
 // std::runtime_error when a method has no cell, or its cells disagree on the
 // number of tasks, the accuracy split or the parameter counts.

@@ -40,6 +40,7 @@ json to_json(const CellResult& cell) {
       {"seconds_per_task", cell.seconds_per_task},
       {"curves", curves},
       {"peak_memory_bytes", cell.peak_memory_bytes},
+      {"provenance", cell.provenance},
   };
 }
 
@@ -85,6 +86,8 @@ CellResult cell_from_json(const json& j) {
     cell.curves.push_back({get<std::vector<double>>(c, "train_loss"),
                            get<std::vector<double>>(c, "val_accuracy"), get<int64_t>(c, "best_epoch")});
   cell.peak_memory_bytes = get<int64_t>(j, "peak_memory_bytes");
+  // Optional: cells written before provenance was recorded have none.
+  if (j.contains("provenance")) cell.provenance = j.at("provenance");
   return cell;
 }
 

@@ -29,7 +29,7 @@ struct ParamCounts {
   int64_t classifier = 0;
 };
 
-// Per-epoch learning curve of one task.
+// Per-epoch learning curve of one task (epoch e of the vectors is epoch e+1).
 struct TaskCurve {
   std::vector<double> train_loss;
   std::vector<double> val_accuracy;
@@ -49,6 +49,9 @@ struct CellResult {
   std::vector<double> seconds_per_task;
   std::vector<TaskCurve> curves;
   int64_t peak_memory_bytes = 0;  // peak resident set size of the process during the cell
+  // Where the cell ran (experiments/common/provenance.h; "started": the
+  // cell's start, or its resumption's); an empty object when not recorded.
+  nlohmann::json provenance = nlohmann::json::object();
 };
 
 // "lora-seed3": names the cell in messages, file names and progress lines.

@@ -9,6 +9,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "experiments/common/cli.h"
+#include "experiments/common/provenance.h"
 #include "experiments/continual/config.h"
 #include "experiments/continual/merge.h"
 #include "experiments/continual/progress.h"
@@ -16,10 +18,13 @@
 
 int main(int argc, char** argv) {
   using namespace continual;
+  experiments::record_invocation(argc, argv);  // command line and start time for results.json
   CLI::App app{
       "continual: trains methods against catastrophic forgetting on a sequence of tasks split from one data set "
       "(task-incremental: the task id is known at test time) and writes the accuracy matrix, ACC, BWT, "
       "forgetting, parameter growth, tables and plots to --out."};
+  experiments::add_standard_options(app, "continual",
+                                    "continual --method naive,lora,sena --seeds 0,1 --out runs/try; continual merge runs/try");
   RunConfig config;
   add_flags(app, config);
   std::filesystem::path merge_dir;

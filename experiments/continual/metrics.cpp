@@ -51,7 +51,7 @@ MeanStd mean_std(const std::vector<double>& values) {
   double sum = 0;
   for (double v : values) sum += v;
   const double mean = sum / n;
-  if (values.size() == 1) return {mean, 0};
+  if (values.size() == 1) return {mean, std::nullopt};
   double squares = 0;
   for (double v : values) squares += (v - mean) * (v - mean);
   return {mean, std::sqrt(squares / (n - 1))};

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace continual {
@@ -27,11 +28,12 @@ double backward_transfer(const AccuracyMatrix& r);
 // max over l in [j, T-2] of R[l][j], minus R[T-1][j]. 0 for a single task.
 double forgetting(const AccuracyMatrix& r);
 
-// Mean and sample standard deviation (n-1 in the denominator, 0 for one value),
-// the spread of a setting over seeds.
+// Mean and sample standard deviation (n-1 in the denominator), the spread of
+// a setting over seeds. One value has no spread to measure: sample_std is
+// then empty (null in JSON, a dash in tables), never a made-up 0.
 struct MeanStd {
   double mean = 0;
-  double std = 0;
+  std::optional<double> sample_std;
 };
 MeanStd mean_std(const std::vector<double>& values);
 

@@ -1,6 +1,10 @@
 // The files a finished sweep leaves in --out: results.json, summary.md,
-// accuracy_matrix.csv, params.csv and the plots (figures.h), all built from
-// the per-method summaries of aggregate.h and written atomically.
+// metrics.csv, accuracy_matrix.csv, params.csv and the figures (figures.h),
+// all built from the per-method summaries of aggregate.h and written
+// atomically. Tasks are numbered from 1 in every file (JSON arrays excepted:
+// their element 0 is task 1). A spread over seeds is the sample standard
+// deviation, given only where there are two seeds or more (null in JSON, a
+// dash in Markdown otherwise).
 #pragma once
 
 #include <filesystem>
@@ -13,22 +17,28 @@
 
 namespace continual {
 
-// {"config": config, "dataset": dataset, "methods": {"<method>": {"runs": [...],
-// "mean": {...}, "std": {...}}}}; runs as cell_result.h's to_json.
+// {"provenance": provenance, "config": config, "dataset": dataset,
+//  "methods": {"<method>": {"seeds": n, "runs": [...], "mean": {...}, "sample_std": {...}}}};
+// runs as cell_result.h's to_json.
 nlohmann::json results_json(const nlohmann::json& config, const nlohmann::json& dataset,
-                            const std::vector<MethodSummary>& methods);
+                            const std::vector<MethodSummary>& methods,
+                            const nlohmann::json& provenance = nlohmann::json::object());
 
-// Markdown: a per-task table like the study's Table 4 (final accuracy mean ± std
-// and epochs, per method), then ACC, BWT, forgetting and parameter growth per
-// method. `title` heads it (the setting in words).
-std::string summary_markdown(const std::string& title, const std::vector<MethodSummary>& methods);
+// Markdown: the title, the provenance (provenance.h's record), a per-task table
+// like the study's Table 4 (final accuracy and epochs, per method), then ACC,
+// BWT, forgetting and parameter growth per method.
+std::string summary_markdown(const std::string& title, const std::vector<MethodSummary>& methods,
+                             const nlohmann::json& provenance = nlohmann::json::object());
 
+// One line per (method, seed): ACC, BWT, forgetting, seconds, parameters.
+std::string metrics_csv(const std::vector<MethodSummary>& methods);
 // Long format, one line per (method, seed, after_task, task).
 std::string accuracy_matrix_csv(const std::vector<MethodSummary>& methods);
 // One line per (method, task): new and cumulative parameters, total and by part.
 std::string params_csv(const std::vector<MethodSummary>& methods);
 
-// Writes all of the above and the plots into out_dir. Returns the Markdown.
+// Writes all of the above and the figures into out_dir, with the provenance of
+// this process (the device named by config["device"]). Returns the Markdown.
 std::string write_reports(const std::filesystem::path& out_dir, const std::string& title,
                           const nlohmann::json& config, const nlohmann::json& dataset,
                           const std::vector<MethodSummary>& methods);

@@ -13,7 +13,9 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/splitmix64.h"
+#include "experiments/common/provenance.h"
 #include "experiments/continual/checkpoint.h"
+#include "experiments/continual/epoch_log.h"
 #include "experiments/continual/peak_memory.h"
 #include "experiments/continual/progress.h"
 
@@ -182,6 +184,7 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
   engine::Communicator& comm = communicator_of(run);
   const int64_t ranks = comm.size(), rank = comm.rank();
   reset_peak_memory();
+  const auto cell_started = std::chrono::system_clock::now();
 
   auto begin_task = [&](int64_t t) { return learner.begin_task(t, data.split.tasks[t].classes); };
 
@@ -204,6 +207,9 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
   } else if (std::filesystem::exists(checkpoint_path)) {
     log << name << ": starting afresh (an old checkpoint is there; --resume continues from it)\n";
   }
+  // Continues (or starts) OUT/epochs/<cell>.csv from the epoch the loop resumes after.
+  std::optional<EpochLog> epoch_log;
+  if (rank == 0) epoch_log.emplace(epoch_log_file(c.out, name), s.task + 1, s.epoch);
   // Every rank built (or restored) the same network from the same seed (or file).
   comm.check_same_parameters(values_of(learner.state()), name + " start");
 
@@ -308,7 +314,12 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
       } else {
         ++s.bad_epochs;
       }
-      s.task_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      s.task_seconds += epoch_seconds;
+      if (epoch_log)
+        epoch_log->append({t + 1, s.epoch, s.curves.back().train_loss.back(),
+                           static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(seen, 1)), val,
+                           optimizer->lr(), epoch_seconds});
       progress.finish("val " + format("%.4f", val) + (s.best_epoch == s.epoch ? " (best)" : ""));
       s.counters = learner.counters();
       if (rank == 0) save_checkpoint(checkpoint_path, {to_json(s), learner.state(), best, optimizer->state()});
@@ -361,6 +372,8 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
   p.total = p.conv + p.classifier;
   p.base = p.new_per_task.front();
   result.peak_memory_bytes = peak_memory_bytes();
+  result.provenance = experiments::provenance_json(device);
+  result.provenance["started"] = experiments::utc_timestamp(cell_started);
   return result;
 }
 
