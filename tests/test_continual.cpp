@@ -56,7 +56,7 @@ RunConfig small_config(const fs::path& out) {
   c.patience = 2;
   c.batch = kBatch;
   c.lr = 3e-3;
-  c.rank = 2;
+  c.ranks = {2};
   c.rank_fc = 4;
   c.alpha = 2;
   c.threads = 2;
