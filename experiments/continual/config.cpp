@@ -13,6 +13,8 @@ const std::vector<std::string>& method_names() {
   return names;
 }
 
+bool is_adapter_method(const std::string& method) { return method == "lora" || method == "cp-lora"; }
+
 void add_flags(CLI::App& app, RunConfig& c) {
   app.add_option("--dataset", c.dataset, "fashion-mnist, mnist, kmnist, cifar10, cifar100 or folder")
       ->capture_default_str();
@@ -61,7 +63,7 @@ void add_flags(CLI::App& app, RunConfig& c) {
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--rank-fc", c.rank_fc, "adapter rank of dense layers")->capture_default_str();
-  app.add_option("--alpha", c.alpha, "adapter scaling is alpha / rank (loralib's convention)")
+  app.add_option("--alpha", c.alpha, "adapter alpha: the scaling is alpha / rank, or rank / alpha (--scaling)")
       ->capture_default_str();
   app.add_option("--adapt", c.adapt,
                  "where adapters go, a comma list of: all (every conv and dense layer), conv, last-N (the last N "

@@ -79,6 +79,8 @@ nlohmann::json setting_json(const RunConfig& config);
 
 // The method names this runner knows, in the order --help lists them.
 const std::vector<std::string>& method_names();
+// lora and cp-lora: the methods with adapters, which --rank, --scaling, --task-bn apply to.
+bool is_adapter_method(const std::string& method);
 
 // The defaults of the protocol choices left unset.
 struct ProtocolDefaults {

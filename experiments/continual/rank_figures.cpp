@@ -35,6 +35,8 @@ void write_rank_figures(const std::filesystem::path& out_dir, const std::vector<
   accuracy.title = "Accuracy against the adapter rank r";
   accuracy.x_label = params.x_label = "conv adapter rank r";
   accuracy.y_label = "average " + methods.front().runs.front().accuracy_split + " accuracy (ACC)";
+  accuracy.y_max = 1.0;
+  params.y_min = 0.0;
   params.title = "Parameters a task trains against the adapter rank r";
   params.y_label = "parameters trained by the last task";
   for (size_t m = 0; m < order.size(); ++m) {

@@ -13,7 +13,6 @@
 #include "experiments/continual/sweep.h"
 #include "experiments/continual/task_data.h"
 #include "experiments/continual/trainer.h"
-#include "layers/continual_model.h"
 
 namespace continual {
 
@@ -59,7 +58,7 @@ void run_cells(const RunConfig& c, const Shard& shard, engine::Communicator& com
     }
     auto learner = make_learner(c, cell.method, data, cell.seed, cell.rank);
     CellResult result = train_cell(c, data, *learner, {cell.label(), cell.seed, c.resume, &log, terminal, &comm});
-    if (layers::is_adapter_method(layers::parse_method(cell.method)))
+    if (is_adapter_method(cell.method))
       result.rank = cell.rank == 0 ? c.ranks.front() : cell.rank;
     if (!writes) continue;
     write_cell_file(file, result, setting);

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "layers/continual_model.h"
+#include "experiments/continual/config.h"
 
 namespace continual {
 
@@ -12,7 +12,7 @@ std::vector<Cell> sweep_cells(const std::vector<std::string>& methods, const std
                               const std::vector<int64_t>& ranks) {
   std::vector<Cell> cells;
   for (const std::string& method : methods) {
-    const bool swept = ranks.size() > 1 && layers::is_adapter_method(layers::parse_method(method));
+    const bool swept = ranks.size() > 1 && is_adapter_method(method);
     for (int64_t rank : swept ? ranks : std::vector<int64_t>{0})
       for (uint64_t seed : seeds) cells.push_back({method, seed, rank});
   }
