@@ -71,7 +71,8 @@ struct RunConfig {
 void add_flags(CLI::App& app, RunConfig& config);
 
 // Throws std::invalid_argument naming the flag for values that cannot work
-// (unknown method or optimiser, non-positive sizes, ...).
+// (unknown method or optimiser, non-positive sizes, ...), and naming both
+// flags of a conflict (a protocol choice no listed method uses, ...).
 void validate(const RunConfig& config);
 
 nlohmann::json config_json(const RunConfig& config);
