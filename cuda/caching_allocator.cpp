@@ -2,6 +2,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -14,6 +15,8 @@ void* CachingAllocator::allocate(size_t bytes) {
   const size_t bucket = allocation_bucket(bytes);
   {
     std::lock_guard lock(mutex_);
+    in_use_ += bucket;
+    peak_ = std::max(peak_, in_use_);
     auto it = free_blocks_.find(bucket);
     if (it != free_blocks_.end() && !it->second.empty()) {
       void* ptr = it->second.back();
@@ -21,8 +24,21 @@ void* CachingAllocator::allocate(size_t bytes) {
       return ptr;
     }
   }
+  struct Undo {  // a failed allocation hands nothing out
+    CachingAllocator& self;
+    size_t bucket;
+    bool done = false;
+    ~Undo() {
+      if (done) return;
+      std::lock_guard lock(self.mutex_);
+      self.in_use_ -= bucket;
+    }
+  } undo{*this, bucket};
   void* ptr = nullptr;
-  if (cudaMalloc(&ptr, bucket) == cudaSuccess) return ptr;
+  if (cudaMalloc(&ptr, bucket) == cudaSuccess) {
+    undo.done = true;
+    return ptr;
+  }
   cudaGetLastError();
   release_cached();
   const cudaError_t status = cudaMalloc(&ptr, bucket);
@@ -35,13 +51,25 @@ void* CachingAllocator::allocate(size_t bytes) {
                              std::to_string(total_bytes) + " bytes free");
   }
   check_cuda(status, "cudaMalloc");
+  undo.done = true;
   return ptr;
 }
 
 void CachingAllocator::deallocate(void* ptr, size_t bytes) {
   if (!ptr) return;
   std::lock_guard lock(mutex_);
+  in_use_ -= allocation_bucket(bytes);
   free_blocks_[allocation_bucket(bytes)].push_back(ptr);
+}
+
+size_t CachingAllocator::peak_bytes() {
+  std::lock_guard lock(mutex_);
+  return peak_;
+}
+
+void CachingAllocator::reset_peak() {
+  std::lock_guard lock(mutex_);
+  peak_ = in_use_;
 }
 
 void CachingAllocator::release_cached() {

@@ -36,10 +36,14 @@ class CachingAllocator {
   void deallocate(void* ptr, size_t bytes);
   // cudaFree of every cached block.
   void release_cached();
+  // Most bytes handed out at once (in buckets, cache excluded) since the last reset.
+  size_t peak_bytes();
+  void reset_peak();
 
  private:
   std::mutex mutex_;
   std::unordered_map<size_t, std::vector<void*>> free_blocks_;  // by bucket
+  size_t in_use_ = 0, peak_ = 0;  // bytes handed out now, and their most since reset_peak
 };
 
 // Scratch device memory for the length of one kernel call (uploaded labels,

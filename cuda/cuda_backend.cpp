@@ -42,6 +42,8 @@ class CudaBackend final : public Backend {
   void synchronize() const override {
     check_cuda(cudaStreamSynchronize(ctx_.stream), "cudaStreamSynchronize");
   }
+  int64_t peak_memory_bytes() override { return static_cast<int64_t>(ctx_.allocator.peak_bytes()); }
+  void reset_peak_memory() override { ctx_.allocator.reset_peak(); }
 
   const Kernels<float>& f32() const override { return f32_; }
   const Kernels<double>& f64() const override { return f64_; }

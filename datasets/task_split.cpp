@@ -108,12 +108,31 @@ SplitOptions split_preset(const std::string& name, uint64_t validation_seed) {
   } else if (name == "split-cifar100") {
     options.num_tasks = 10;
     options.shuffle_classes = true;
-    options.class_order_seed = 1993;  // the class-order seed of iCaRL and its successors
+    options.class_order_seed = 1993;  // iCaRL's seed, but drawn by the engine's generator, not numpy's
+  } else if (name == "study-cifar100") {
+    options.num_tasks = 10;
+    options.class_order = study_cifar100_class_order();
   } else {
     throw std::invalid_argument("split_preset: unknown preset '" + name +
-                                "' (split-fashion-mnist, split-cifar10, split-cifar100)");
+                                "' (split-fashion-mnist, split-cifar10, split-cifar100, study-cifar100)");
   }
   return options;
+}
+
+const std::vector<int64_t>& study_cifar100_class_order() {
+  static const std::vector<int64_t> order = {
+      75, 67, 30, 51, 48, 19, 18, 34, 1,  46,  // task 1
+      13, 69, 22, 14, 39, 92, 76, 66, 7,  16,  // task 2
+      78, 72, 94, 56, 11, 82, 77, 64, 6,  36,  // task 3
+      24, 87, 21, 9,  5,  50, 70, 8,  62, 33,  // task 4
+      91, 80, 74, 98, 79, 44, 59, 68, 83, 37,  // task 5
+      10, 0,  55, 73, 90, 96, 20, 57, 40, 31,  // task 6
+      86, 88, 42, 52, 93, 81, 3,  60, 47, 43,  // task 7
+      99, 85, 97, 38, 27, 84, 71, 17, 45, 32,  // task 8
+      23, 89, 35, 58, 15, 61, 28, 53, 2,  26,  // task 9
+      65, 12, 29, 4,  49, 41, 25, 95, 54, 63,  // task 10
+  };
+  return order;
 }
 
 std::vector<int64_t> local_label_map(const Task& task, int64_t num_classes) {

@@ -60,10 +60,17 @@ TaskSplit make_task_split(const ImageDataset& train, const ImageDataset* test, c
 // The presets of the study and its usual benchmarks:
 //   "split-fashion-mnist": 5 tasks x 2 classes, label order
 //   "split-cifar10":       5 tasks x 2 classes, label order
-//   "split-cifar100":      10 tasks x 10 classes, class order drawn with seed 1993
+//   "split-cifar100":      10 tasks x 10 classes, class order the engine's shuffle
+//                          (engine::Generator) with seed 1993; not iCaRL's order,
+//                          which numpy draws with that seed
+//   "study-cifar100":      10 tasks x 10 classes in the study's order (study_cifar100_class_order)
 // validation_fraction 0.1, validation_seed as given. Throws std::invalid_argument
 // for an unknown name.
 SplitOptions split_preset(const std::string& name, uint64_t validation_seed = 0);
+
+// The study's CIFAR-100 class order, task by task: Avalanche's SplitCIFAR100
+// with seed 1234, i.e. torch.randperm(100) after torch.manual_seed(1234).
+const std::vector<int64_t>& study_cifar100_class_order();
 
 // map[label] = the label's position within task.classes, -1 for labels outside
 // the task; size num_classes. For per-task heads (task-incremental learning).

@@ -1,5 +1,7 @@
 #include "datasets/transforms.h"
 
+#include <stb_image_resize.h>
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -32,6 +34,31 @@ ChannelStats compute_channel_stats(const ImageDataset& data, std::span<const int
     stats.std.push_back(std > 0 ? static_cast<float>(std) : 1.0f);
   }
   return stats;
+}
+
+ChannelStats imagenet_channel_stats() { return {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}}; }
+
+void resize_images(ImageDataset& data, int64_t height, int64_t width) {
+  if (height <= 0 || width <= 0)
+    throw std::invalid_argument("resize_images: size " + std::to_string(height) + "x" + std::to_string(width) +
+                                " must be positive");
+  if (height == data.height && width == data.width) return;
+  const int64_t planes = data.size() * data.channels;
+  const int64_t from = data.height * data.width, to = height * width;
+  std::vector<uint8_t> resized(static_cast<size_t>(planes * to));
+  for (int64_t p = 0; p < planes; ++p) {
+    const int ok = stbir_resize_uint8_generic(
+        data.pixels.data() + p * from, static_cast<int>(data.width), static_cast<int>(data.height), 0,
+        resized.data() + p * to, static_cast<int>(width), static_cast<int>(height), 0, 1, STBIR_ALPHA_CHANNEL_NONE, 0,
+        STBIR_EDGE_CLAMP, STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, nullptr);
+    if (!ok)
+      throw std::runtime_error("resize_images: cannot resize " + std::to_string(data.height) + "x" +
+                               std::to_string(data.width) + " to " + std::to_string(height) + "x" +
+                               std::to_string(width));
+  }
+  data.pixels = std::move(resized);
+  data.height = height;
+  data.width = width;
 }
 
 void image_to_float(const ImageDataset& data, int64_t index, const ChannelStats& stats,

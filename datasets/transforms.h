@@ -28,6 +28,15 @@ struct ChannelStats {
 // std 1 so that normalising never divides by zero.
 ChannelStats compute_channel_stats(const ImageDataset& data, std::span<const int64_t> indices);
 
+// ImageNet's RGB statistics (torchvision's), for backbones pretrained on it.
+ChannelStats imagenet_channel_stats();
+
+// Resizes every image of `data` in place to (height, width), each channel
+// plane with bilinear interpolation (stb_image_resize's triangle filter, which
+// also averages the covered pixels when shrinking). No-op at the same size.
+// Throws std::invalid_argument for a non-positive size.
+void resize_images(ImageDataset& data, int64_t height, int64_t width);
+
 struct Augmentation {
   int64_t crop_padding = 4;     // crop an HxW window from the image padded by this much; 0: no crop
   bool horizontal_flip = true;  // mirror left-right with probability 1/2

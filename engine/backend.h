@@ -180,6 +180,11 @@ class Backend {
   virtual void copy_from_host(void* dst, const void* host_src, size_t bytes) const = 0;
   // Waits until all queued work has finished (for timing; no-op on the CPU).
   virtual void synchronize() const = 0;
+  // Most device memory held at once (tensors and scratch, not the allocator's
+  // cache) since the last reset; 0 on the CPU, where the process's resident
+  // set size tells.
+  virtual int64_t peak_memory_bytes() { return 0; }
+  virtual void reset_peak_memory() {}
 
   virtual const Kernels<float>& f32() const = 0;
   virtual const Kernels<double>& f64() const = 0;

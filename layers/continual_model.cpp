@@ -13,10 +13,10 @@ namespace layers {
 
 Method parse_method(const std::string& name) {
   for (Method m : {Method::naive, Method::joint, Method::finetune_head, Method::finetune_fc, Method::lora,
-                   Method::cp_lora, Method::sena})
+                   Method::cp_lora, Method::sena, Method::separate})
     if (to_string(m) == name) return m;
   throw std::invalid_argument("unknown method '" + name +
-                              "' (expected naive, joint, finetune-head, finetune-fc, lora, cp-lora, sena)");
+                              "' (expected naive, joint, finetune-head, finetune-fc, lora, cp-lora, sena, separate)");
 }
 
 std::string to_string(Method method) {
@@ -28,9 +28,12 @@ std::string to_string(Method method) {
     case Method::lora: return "lora";
     case Method::cp_lora: return "cp-lora";
     case Method::sena: return "sena";
+    case Method::separate: return "separate";
   }
   return "?";
 }
+
+bool is_adapter_method(Method method) { return method == Method::lora || method == Method::cp_lora; }
 
 AdapterPlacement parse_adapt(const std::string& text) {
   AdapterPlacement where{0, false, false};
@@ -90,8 +93,6 @@ void collect_leaves(Module& module, std::vector<Slot>& out) {
 
 bool is_weighted(Module& m) { return dynamic_cast<AdaptableLayer*>(&m) || dynamic_cast<TaskHead*>(&m); }
 
-bool uses_adapters(Method m) { return m == Method::lora || m == Method::cp_lora; }
-
 }  // namespace
 
 ContinualModel::ContinualModel(std::shared_ptr<Module> network, ContinualOptions options)
@@ -125,12 +126,15 @@ ContinualModel::ContinualModel(std::shared_ptr<Module> network, ContinualOptions
     if (is_weighted(m)) weighted.push_back(i);
   }
 
-  auto wrap = [&](const Slot& slot) {
-    auto wrapper = std::make_shared<PerTask>(slot.shared());
+  auto wrap = [&](const Slot& slot, PerTask::Base use = PerTask::Base::first_task) {
+    auto wrapper = std::make_shared<PerTask>(slot.shared(), use);
     slot.parent->replace_child(slot.index, wrapper);
     per_task_.push_back(wrapper.get());
   };
   const AdapterOptions& a = options_.adapters;
+  if (options_.adapt_first_task && !is_adapter_method(options_.method))
+    throw std::invalid_argument("ContinualModel: adapt_first_task needs lora or cp-lora, not " +
+                                to_string(options_.method));
   switch (options_.method) {
     case Method::lora:
     case Method::cp_lora:
@@ -140,9 +144,10 @@ ContinualModel::ContinualModel(std::shared_ptr<Module> network, ContinualOptions
       if (a.where.conv_layers > static_cast<int64_t>(convs_.size()))
         throw std::invalid_argument("ContinualModel: adapters on the last " + std::to_string(a.where.conv_layers) +
                                     " conv layers, but the network has " + std::to_string(convs_.size()));
-      if (a.per_task_batch_norm)
+      if (a.batch_norm != TaskBatchNorm::shared)
         for (const Slot& slot : leaves)
-          if (dynamic_cast<BatchNorm2d*>(&slot.module())) wrap(slot);
+          if (dynamic_cast<BatchNorm2d*>(&slot.module()))
+            wrap(slot, options_.adapt_first_task ? PerTask::Base::kept_apart : PerTask::Base::first_task);
       break;
     case Method::sena: {
       const int64_t n = static_cast<int64_t>(weighted.size());
@@ -169,6 +174,10 @@ ContinualModel::ContinualModel(std::shared_ptr<Module> network, ContinualOptions
         }
       break;
     }
+    case Method::separate:
+      for (size_t i = 0; i < leaves.size(); ++i)
+        if (i != head_index && !leaves[i].module().named_parameters().empty()) wrap(leaves[i]);
+      break;
     case Method::naive:
     case Method::joint:
     case Method::finetune_head: break;
@@ -183,7 +192,13 @@ void ContinualModel::adopt(Module& module) const {
 
 int64_t ContinualModel::add_task(int64_t classes) {
   const int64_t t = num_tasks();
-  if (t > 0) {
+  if (t == 0 && options_.method == Method::separate)
+    for (PerTask* per_task : per_task_) initial_.push_back(per_task->base().clone());
+  if (t == 0 && options_.adapt_first_task) {
+    network_->freeze();
+    add_adapters(0);
+    add_replicas(0);
+  } else if (t > 0) {
     switch (options_.method) {
       case Method::naive:
         for (int64_t j = 0; j < t; ++j) head_->block(j).freeze();
@@ -192,6 +207,7 @@ int64_t ContinualModel::add_task(int64_t classes) {
       case Method::finetune_head: network_->freeze(); break;
       case Method::finetune_fc:
       case Method::sena:
+      case Method::separate:
         network_->freeze();
         add_replicas(t);
         break;
@@ -206,7 +222,7 @@ int64_t ContinualModel::add_task(int64_t classes) {
   engine::Generator* gen = options_.initialise ? &gen_ : nullptr;
   Linear& block = head_->add_task(classes, gen);
   adopt(block);
-  if (t > 0 && uses_adapters(options_.method) && options_.adapters.where.head) {
+  if ((t > 0 || options_.adapt_first_task) && is_adapter_method(options_.method) && options_.adapters.where.head) {
     const AdapterOptions& a = options_.adapters;
     block.add_adapter(t, std::make_shared<LoRA>(block.in_features(), classes, a.rank_fc,
                                                 lora_scaling(a.rank_fc, a.alpha, a.scaling), a.dropout,
@@ -240,17 +256,27 @@ void ContinualModel::add_adapters(int64_t task) {
 }
 
 void ContinualModel::add_replicas(int64_t task) {
-  // Batch norm copies start from task 0's statistics, the frozen network's, so
-  // that with dW = 0 a new task starts exactly from it; branches continue from
-  // the previous task's or start fresh.
-  const bool from_base = uses_adapters(options_.method);
-  const bool fresh = !from_base && options_.branch_init == BranchInit::fresh;
-  for (PerTask* per_task : per_task_) {
-    std::shared_ptr<Module> replica = per_task->replica(from_base ? 0 : task - 1).clone();
-    if (fresh && options_.initialise) replica->reset_all(gen_);
-    replica->unfreeze();
+  for (size_t i = 0; i < per_task_.size(); ++i) {
+    PerTask& per_task = *per_task_[i];
+    std::shared_ptr<Module> replica;
+    bool trains = true;
+    if (is_adapter_method(options_.method)) {
+      // Batch norm copies start from the frozen network's statistics (the
+      // backbone's or a previous task's), so that with dW = 0 a new task starts
+      // exactly from it.
+      const bool previous = options_.adapters.batch_norm == TaskBatchNorm::copy_previous_frozen;
+      replica = (previous && task > 0 ? per_task.replica(task - 1) : per_task.base()).clone();
+      trains = !previous;
+    } else if (options_.method == Method::separate) {
+      replica = initial_[i]->clone();
+    } else {
+      // Branches continue from the previous task's or start fresh.
+      replica = per_task.replica(task - 1).clone();
+      if (options_.branch_init == BranchInit::fresh && options_.initialise) replica->reset_all(gen_);
+    }
+    replica->set_requires_grad(trains);
     adopt(*replica);
-    per_task->add_replica(std::move(replica));
+    per_task.add_replica(std::move(replica));
   }
 }
 

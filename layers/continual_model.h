@@ -21,7 +21,8 @@
 //   Parameter figures: model.counts() right after add_task(t): counts().trainable is what task t
 //   trains (its "new" parameters), split into trainable_features (conv part) / trainable_classifier.
 //
-// Methods, at add_task(t) for t >= 1 (task 0 always trains the whole network and its head):
+// Methods, at add_task(t) for t >= 1 (task 0 trains the whole network and its head,
+// except with adapt_first_task):
 //   naive          the shared network keeps training; earlier heads are frozen
 //   joint          nothing is frozen (the runner feeds the data of every task so far)
 //   finetune_head  everything frozen but the new task's head (the study's finetune-1)
@@ -29,9 +30,14 @@
 //                  the rest is frozen and shared
 //   lora, cp_lora  everything frozen; the new task gets LoRA on the dense layers and
 //                  ConvLoRA (lora) or CP-ConvLoRA (cp_lora) on the chosen conv layers,
-//                  its own copy of every BatchNorm2d (copied from task 0's) and its head
+//                  its own copy of every BatchNorm2d (TaskBatchNorm says which) and its head.
+//                  With adapt_first_task task 0 too gets only these over the frozen
+//                  network (the study's LoraVGG19), so the backbone never changes.
 //   sena           SenaCNN: the first layers (half by default) are frozen and shared;
 //                  the rest is replicated per task (fresh or copied from the previous task)
+//   separate       the paper's upper bound: every layer is replicated per task, each
+//                  replica starting from the network as it stood before task 0 (the
+//                  loaded backbone or the seeded initialisation) and trained on its task alone
 // Heads: per task (logits of the task's classes only) or shared (logits of every class
 // so far, other tasks' classes masked; each task's rows are its own block).
 // Frozen parts never change: frozen BatchNorm2d layers also keep their statistics.
@@ -52,10 +58,12 @@ namespace layers {
 class AdaptableLayer;
 class Conv2d;
 
-enum class Method { naive, joint, finetune_head, finetune_fc, lora, cp_lora, sena };
-// "naive", "joint", "finetune-head", "finetune-fc", "lora", "cp-lora", "sena"
+enum class Method { naive, joint, finetune_head, finetune_fc, lora, cp_lora, sena, separate };
+// "naive", "joint", "finetune-head", "finetune-fc", "lora", "cp-lora", "sena", "separate"
 Method parse_method(const std::string& name);
 std::string to_string(Method method);
+// lora and cp_lora: the methods with adapters.
+bool is_adapter_method(Method method);
 
 // Where adapters go.
 struct AdapterPlacement {
@@ -67,6 +75,13 @@ struct AdapterPlacement {
 // fc (dense), head, none. E.g. "all", "last-4,fc", "conv".
 AdapterPlacement parse_adapt(const std::string& text);
 
+// Each task's BatchNorm2d under lora and cp_lora.
+enum class TaskBatchNorm {
+  copy_previous_frozen,  // a copy of the previous task's (the backbone's for the first), frozen (the study)
+  copy_trainable,        // a copy of the backbone's (task 0's unless adapt_first_task), trained
+  shared,                // no copies: the backbone's, frozen once task 0 is done
+};
+
 struct AdapterOptions {
   AdapterPlacement where;
   int64_t rank_conv = 9, rank_fc = 30;
@@ -74,7 +89,7 @@ struct AdapterOptions {
   LoraScaling scaling = LoraScaling::alpha_over_r;
   double dropout = 0;                // on LoRA's input (dense layers)
   bool cp_input_factor = false;      // cp_lora: the input-channel factor D
-  bool per_task_batch_norm = true;   // false: BatchNorm2d stays shared (and frozen after task 0)
+  TaskBatchNorm batch_norm = TaskBatchNorm::copy_trainable;
 };
 
 enum class BranchInit { fresh, copy_previous };
@@ -86,6 +101,7 @@ struct ContinualOptions {
   int64_t finetune_fc_layers = 2;   // finetune_fc: k, the per-task dense layers counting the head
   int64_t sena_shared_layers = -1;  // sena: conv/dense layers in the shared trunk; -1: half, rounded down
   BranchInit branch_init = BranchInit::fresh;  // sena and finetune_fc replicas
+  bool adapt_first_task = false;    // lora, cp_lora: task 0 too trains only adapters, BN copies and head
   uint64_t seed = 0;                // heads, adapters and fresh replicas draw from it
   bool initialise = true;           // false: new tensors left uninitialised (counting only)
 };
@@ -104,7 +120,8 @@ class ContinualModel {
   ContinualModel(std::shared_ptr<Module> network, ContinualOptions options);
 
   // Adds a task of `classes` classes, sets it up for training as the method
-  // says, and makes it the current task. Returns its id (0, 1, ...).
+  // says, and makes it the current task. Returns its id (0, 1, ...). Weights
+  // loaded before the first add_task (a backbone) are what task 0 starts from.
   int64_t add_task(int64_t classes);
   void set_task(int64_t task);
   int64_t task() const { return task_; }
@@ -160,6 +177,8 @@ class ContinualModel {
   std::vector<Conv2d*> convs_;          // every conv layer, in order
   std::vector<Linear*> dense_;          // every Linear but the head, in order
   std::vector<PerTask*> per_task_;      // replicated layers (BN copies, branches)
+  // separate: every replicated layer as it stood before task 0, the start of each later task's copy
+  std::vector<std::shared_ptr<Module>> initial_;
   engine::Generator gen_;
   engine::Device device_ = engine::Device::cpu;
   engine::DType dtype_ = engine::DType::f32;

@@ -8,14 +8,19 @@ namespace layers {
 
 namespace {
 // Task 0 lends its tensors the plain names; later tasks get "tasks.<t>".
-std::string replica_name(int64_t task) { return task == 0 ? "" : "tasks." + std::to_string(task); }
+std::string task_name(int64_t task) { return task == 0 ? "" : "tasks." + std::to_string(task); }
 }  // namespace
 
 // ---- PerTask ------------------------------------------------------------------
 
-PerTask::PerTask(std::shared_ptr<Module> base) {
-  base->set_owner_task(0);
-  register_module(replica_name(0), std::move(base));
+PerTask::PerTask(std::shared_ptr<Module> base, Base use) : kept_apart_(use == Base::kept_apart) {
+  if (!kept_apart_) base->set_owner_task(0);
+  register_module("", std::move(base));
+}
+
+// With the base kept apart, the plain names are the base's and every task's replica is "tasks.<t>".
+std::string PerTask::replica_name(int64_t task) const {
+  return kept_apart_ ? "tasks." + std::to_string(task) : task_name(task);
 }
 
 void PerTask::add_replica(std::shared_ptr<Module> replica) {
@@ -28,16 +33,21 @@ Module& PerTask::replica(int64_t task) const {
   if (task < 0 || task >= num_replicas())
     throw std::out_of_range("PerTask: no replica for task " + std::to_string(task) + " (have " +
                             std::to_string(num_replicas()) + ") of " + child(0).describe());
-  return child(static_cast<size_t>(task));
+  return child(static_cast<size_t>(task + (kept_apart_ ? 1 : 0)));
 }
 
 Tensor PerTask::forward(const Tensor& x) { return replica(task()).forward(x); }
 
 std::string PerTask::describe() const {
-  return "PerTask(" + child(0).describe() + ", tasks=" + std::to_string(num_replicas()) + ")";
+  return "PerTask(" + child(0).describe() + ", tasks=" + std::to_string(num_replicas()) +
+         (kept_apart_ ? ", base kept apart)" : ")");
 }
 
-std::shared_ptr<Module> PerTask::clone() const { return finish_clone(std::shared_ptr<PerTask>(new PerTask())); }
+std::shared_ptr<Module> PerTask::clone() const {
+  std::shared_ptr<PerTask> shell(new PerTask());
+  shell->kept_apart_ = kept_apart_;
+  return finish_clone(shell);
+}
 
 // ---- TaskHead -------------------------------------------------------------------
 
@@ -52,7 +62,7 @@ Linear& TaskHead::add_task(int64_t classes, engine::Generator* gen) {
   const int64_t task = num_tasks();
   auto linear = std::make_shared<Linear>(in_, classes, true, gen);
   linear->set_owner_task(task);
-  register_module(replica_name(task), linear);
+  register_module(task_name(task), linear);
   return *linear;
 }
 

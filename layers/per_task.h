@@ -5,6 +5,9 @@
 // the per-task dense layers of finetune-fc. TaskHead holds one classifier block
 // per task. In both, task 0's replica keeps the plain names (so a single-task
 // model has PyTorch's state_dict names) and task t's is "<name>.tasks.<t>.*".
+// A PerTask may instead keep its base apart: the base (a frozen backbone's
+// layer) keeps the plain names and belongs to no task, and every task, task 0
+// included, gets a replica "<name>.tasks.<t>.*" (adapters from the first task).
 #pragma once
 
 #include <cstdint>
@@ -18,13 +21,18 @@ namespace layers {
 
 class PerTask final : public Module {
  public:
-  // `base` becomes task 0's replica (owned by task 0).
-  explicit PerTask(std::shared_ptr<Module> base);
+  enum class Base {
+    first_task,  // `base` becomes task 0's replica (owned by task 0)
+    kept_apart,  // `base` stays shared and unused in forward: only a source to copy
+  };
+  explicit PerTask(std::shared_ptr<Module> base, Base use = Base::first_task);
 
   // Adds the replica of task num_replicas(), owned by that task.
   void add_replica(std::shared_ptr<Module> replica);
-  int64_t num_replicas() const { return static_cast<int64_t>(children().size()); }
+  int64_t num_replicas() const { return static_cast<int64_t>(children().size()) - (kept_apart_ ? 1 : 0); }
   Module& replica(int64_t task) const;
+  // The layer the PerTask was built around (task 0's replica unless kept apart).
+  Module& base() const { return child(0); }
 
   // The current task's replica's forward.
   Tensor forward(const Tensor& x) override;
@@ -34,6 +42,9 @@ class PerTask final : public Module {
 
  private:
   PerTask() = default;  // for clone()
+  std::string replica_name(int64_t task) const;
+
+  bool kept_apart_ = false;
 };
 
 enum class HeadMode {

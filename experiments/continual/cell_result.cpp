@@ -17,11 +17,14 @@ json to_json(const CellResult& cell) {
   for (const TaskCurve& c : cell.curves)
     curves.push_back({{"train_loss", c.train_loss},
                       {"val_accuracy", c.val_accuracy},
-                      {"best_epoch", c.best_epoch}});
+                      {"best_epoch", c.best_epoch},
+                      {"train_seconds", c.train_seconds},
+                      {"eval_seconds", c.eval_seconds}});
   const ParamCounts& p = cell.params;
   return {
       {"method", cell.method},
       {"seed", cell.seed},
+      {"rank", cell.rank},
       {"accuracy_split", cell.accuracy_split},
       {"accuracy_matrix", cell.accuracy_matrix},
       {"validation_matrix", cell.validation_matrix},
@@ -33,6 +36,7 @@ json to_json(const CellResult& cell) {
         {"new_per_task", p.new_per_task},
         {"new_conv_per_task", p.new_conv_per_task},
         {"new_classifier_per_task", p.new_classifier_per_task},
+        {"trained_per_task", p.trained_per_task},
         {"total", p.total},
         {"conv", p.conv},
         {"classifier", p.classifier}}},
@@ -41,6 +45,7 @@ json to_json(const CellResult& cell) {
       {"curves", curves},
       {"peak_memory_bytes", cell.peak_memory_bytes},
       {"provenance", cell.provenance},
+      {"peak_device_memory_bytes", cell.peak_device_memory_bytes},
   };
 }
 
@@ -50,6 +55,17 @@ namespace {
 const json& field(const json& j, const std::string& key) {
   if (!j.is_object() || !j.contains(key)) throw std::runtime_error("cell result: missing key \"" + key + "\"");
   return j.at(key);
+}
+
+// For keys added later: cells written before them read as `fallback`.
+template <class T>
+T get_or(const json& j, const std::string& key, T fallback) {
+  if (!j.is_object() || !j.contains(key)) return fallback;
+  try {
+    return j.at(key).get<T>();
+  } catch (const json::exception& e) {
+    throw std::runtime_error("cell result: key \"" + key + "\" malformed: " + e.what());
+  }
 }
 
 template <class T>
@@ -67,6 +83,7 @@ CellResult cell_from_json(const json& j) {
   CellResult cell;
   cell.method = get<std::string>(j, "method");
   cell.seed = get<uint64_t>(j, "seed");
+  cell.rank = get_or<int64_t>(j, "rank", 0);
   cell.accuracy_split = get<std::string>(j, "accuracy_split");
   cell.accuracy_matrix = get<AccuracyMatrix>(j, "accuracy_matrix");
   cell.validation_matrix = get<AccuracyMatrix>(j, "validation_matrix");
@@ -77,17 +94,20 @@ CellResult cell_from_json(const json& j) {
   cell.params.new_per_task = get<std::vector<int64_t>>(p, "new_per_task");
   cell.params.new_conv_per_task = get<std::vector<int64_t>>(p, "new_conv_per_task");
   cell.params.new_classifier_per_task = get<std::vector<int64_t>>(p, "new_classifier_per_task");
+  cell.params.trained_per_task = get_or<std::vector<int64_t>>(p, "trained_per_task", {});
   cell.params.total = get<int64_t>(p, "total");
   cell.params.conv = get<int64_t>(p, "conv");
   cell.params.classifier = get<int64_t>(p, "classifier");
   cell.epochs_per_task = get<std::vector<int64_t>>(j, "epochs_per_task");
   cell.seconds_per_task = get<std::vector<double>>(j, "seconds_per_task");
   for (const json& c : field(j, "curves"))
-    cell.curves.push_back({get<std::vector<double>>(c, "train_loss"),
-                           get<std::vector<double>>(c, "val_accuracy"), get<int64_t>(c, "best_epoch")});
+    cell.curves.push_back({get<std::vector<double>>(c, "train_loss"), get<std::vector<double>>(c, "val_accuracy"),
+                           get<int64_t>(c, "best_epoch"), get_or<std::vector<double>>(c, "train_seconds", {}),
+                           get_or<std::vector<double>>(c, "eval_seconds", {})});
   cell.peak_memory_bytes = get<int64_t>(j, "peak_memory_bytes");
   // Optional: cells written before provenance was recorded have none.
   if (j.contains("provenance")) cell.provenance = j.at("provenance");
+  cell.peak_device_memory_bytes = get_or<int64_t>(j, "peak_device_memory_bytes", 0);
   return cell;
 }
 

@@ -27,6 +27,7 @@ struct ParamCounts {
   int64_t total = 0;  // every parameter stored after the last task
   int64_t conv = 0;
   int64_t classifier = 0;
+  std::vector<int64_t> trained_per_task = {};  // parameters each task trained (optimised), stored or not
 };
 
 // Per-epoch learning curve of one task (epoch e of the vectors is epoch e+1).
@@ -34,11 +35,14 @@ struct TaskCurve {
   std::vector<double> train_loss;
   std::vector<double> val_accuracy;
   int64_t best_epoch = 0;  // 1-based epoch whose weights were kept
+  std::vector<double> train_seconds = {};  // per epoch: the training passes
+  std::vector<double> eval_seconds = {};   // per epoch: the validation evaluation
 };
 
 struct CellResult {
-  std::string method;
+  std::string method;  // with "-r<rank>" where the sweep runs several adapter ranks
   uint64_t seed = 0;
+  int64_t rank = 0;    // the conv adapter rank of lora and cp-lora; 0 for other methods
   // "test" when the data set has a test split, else "validation": what
   // accuracy_matrix holds. validation_matrix is always the validation one.
   std::string accuracy_split;
@@ -52,6 +56,7 @@ struct CellResult {
   // Where the cell ran (experiments/common/provenance.h; "started": the
   // cell's start, or its resumption's); an empty object when not recorded.
   nlohmann::json provenance = nlohmann::json::object();
+  int64_t peak_device_memory_bytes = 0;  // --device cuda: most GPU memory held by tensors; 0 on the CPU
 };
 
 // "lora-seed3": names the cell in messages, file names and progress lines.

@@ -63,7 +63,7 @@ class ContinualModelLearner final : public Learner {
 }  // namespace
 
 std::unique_ptr<Learner> make_learner(const RunConfig& c, const std::string& method, const TaskData& data,
-                                      uint64_t seed) {
+                                      uint64_t seed, int64_t rank) {
   const datasets::ImageDataset& train = data.data.train;
   const layers::InputShape input{train.height, train.width, train.channels};
   const int64_t first_classes = static_cast<int64_t>(data.split.tasks.front().classes.size());
@@ -73,10 +73,22 @@ std::unique_ptr<Learner> make_learner(const RunConfig& c, const std::string& met
   options.method = layers::parse_method(method);
   options.head = layers::HeadMode::shared;
   options.adapters.where = layers::parse_adapt(c.adapt);
-  options.adapters.rank_conv = c.rank;
+  options.adapters.rank_conv = rank == 0 ? c.ranks.front() : rank;
   options.adapters.rank_fc = c.rank_fc;
   options.adapters.alpha = c.alpha;
-  options.adapters.scaling = layers::LoraScaling::alpha_over_r;
+  options.adapters.scaling = c.scaling.value_or(ProtocolDefaults::scaling) == "alpha-over-r"
+                                 ? layers::LoraScaling::alpha_over_r
+                                 : layers::LoraScaling::r_over_alpha;
+  const std::string task_bn = c.task_bn.value_or(ProtocolDefaults::task_bn);
+  options.adapters.batch_norm = task_bn == "copy-previous-frozen" ? layers::TaskBatchNorm::copy_previous_frozen
+                                : task_bn == "copy-trainable"     ? layers::TaskBatchNorm::copy_trainable
+                                                                  : layers::TaskBatchNorm::shared;
+  options.adapt_first_task = c.adapt_first_task && layers::is_adapter_method(options.method);
+  options.branch_init = c.branch_init.value_or(ProtocolDefaults::branch_init) == "copy"
+                            ? layers::BranchInit::copy_previous
+                            : layers::BranchInit::fresh;
+  options.sena_shared_layers = c.shared_layers.value_or(-1);
+  options.finetune_fc_layers = c.finetune_layers.value_or(ProtocolDefaults::finetune_layers);
   options.seed = task_stream(seed, kTasks, 0);
   const engine::Device device = c.device == "cuda" ? engine::Device::cuda : engine::Device::cpu;
   auto learner = std::make_unique<ContinualModelLearner>(network, options, device);

@@ -1,8 +1,10 @@
 // The methods compared by the runner (naive, joint, finetune-head,
-// finetune-fc, lora, cp-lora, sena), as Learners on layers::ContinualModel,
-// which implements each one (see layers/continual_model.h). Every method
-// starts from the same network (--arch, seeded) with the study's shared head:
-// one block of rows per task, other tasks' logits masked.
+// finetune-fc, lora, cp-lora, sena, separate), as Learners on
+// layers::ContinualModel, which implements each one (see
+// layers/continual_model.h), set up with the run's protocol choices
+// (--scaling, --task-bn, --branch-init, ...). Every method starts from the
+// same network (--arch, seeded) with the study's shared head: one block of
+// rows per task, other tasks' logits masked.
 #pragma once
 
 #include <memory>
@@ -15,9 +17,10 @@
 namespace continual {
 
 // A fresh network for one cell, initialised from `seed` (the backbone from
-// --init when given). Throws std::invalid_argument for an unknown method,
-// architecture or adapter placement.
+// --init when given), with adapters of conv rank `rank` (0: --rank's first).
+// Throws std::invalid_argument for an unknown method, architecture or adapter
+// placement.
 std::unique_ptr<Learner> make_learner(const RunConfig& config, const std::string& method, const TaskData& data,
-                                      uint64_t seed);
+                                      uint64_t seed, int64_t rank = 0);
 
 }  // namespace continual

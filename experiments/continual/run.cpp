@@ -35,7 +35,7 @@ std::optional<std::string> env_without_mpi(const std::string& name) {
 void run_cells(const RunConfig& c, const Shard& shard, engine::Communicator& comm, std::ostream& out,
                std::ostream& log, bool terminal) {
   const bool writes = comm.rank() == 0;  // only rank 0 writes files and the summary
-  const std::vector<Cell> cells = sweep_cells(c.methods, c.seeds);
+  const std::vector<Cell> cells = sweep_cells(c.methods, c.seeds, c.ranks);
   if (shard.count > 1) log << "shard " << shard.index << "/" << shard.count << " from " << shard.source << "\n";
   log << "reading " << c.dataset << "...\n" << std::flush;
   const TaskData data = load_task_data(c);
@@ -43,20 +43,23 @@ void run_cells(const RunConfig& c, const Shard& shard, engine::Communicator& com
       << " training images; reporting " << data.eval_split() << " accuracy"
       << (data.split.has_test ? "" : " (the data set has no test split)") << "\n";
   const nlohmann::json setting = setting_json(c);
-  if (writes) write_sweep_record(c.out, {config_json(c), setting, data.identity, sweep_title(c, data), c.methods, cells});
+  if (writes)
+    write_sweep_record(c.out, {config_json(c), setting, data.identity, sweep_title(c, data), cell_labels(cells), cells});
 
   for (size_t i = 0; i < cells.size(); ++i) {
     if (!shard.contains(i)) continue;
-    const std::string name = cell_name(cells[i].method, cells[i].seed);
+    const Cell& cell = cells[i];
+    const std::string name = cell_name(cell.label(), cell.seed);
     const fs::path file = cell_file(c.out, name);
     // Rank 0 decides, so that every rank takes the same branch.
     if (comm.allgather({writes && read_cell_file(file, setting) ? 1u : 0u})[0]) {
       log << name << ": finished earlier (" << file.string() << "), skipped\n";
       continue;
     }
-    auto learner = make_learner(c, cells[i].method, data, cells[i].seed);
-    const CellResult result =
-        train_cell(c, data, *learner, {cells[i].method, cells[i].seed, c.resume, &log, terminal, &comm});
+    auto learner = make_learner(c, cell.method, data, cell.seed, cell.rank);
+    CellResult result = train_cell(c, data, *learner, {cell.label(), cell.seed, c.resume, &log, terminal, &comm});
+    if (is_adapter_method(cell.method))
+      result.rank = cell.rank == 0 ? c.ranks.front() : cell.rank;
     if (!writes) continue;
     write_cell_file(file, result, setting);
     fs::remove(checkpoint_file(c.out, name));

@@ -1,15 +1,29 @@
 #include "experiments/continual/sweep.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 
+#include "experiments/continual/config.h"
+
 namespace continual {
 
-std::vector<Cell> sweep_cells(const std::vector<std::string>& methods, const std::vector<uint64_t>& seeds) {
+std::vector<Cell> sweep_cells(const std::vector<std::string>& methods, const std::vector<uint64_t>& seeds,
+                              const std::vector<int64_t>& ranks) {
   std::vector<Cell> cells;
-  for (const std::string& method : methods)
-    for (uint64_t seed : seeds) cells.push_back({method, seed});
+  for (const std::string& method : methods) {
+    const bool swept = ranks.size() > 1 && is_adapter_method(method);
+    for (int64_t rank : swept ? ranks : std::vector<int64_t>{0})
+      for (uint64_t seed : seeds) cells.push_back({method, seed, rank});
+  }
   return cells;
+}
+
+std::vector<std::string> cell_labels(const std::vector<Cell>& cells) {
+  std::vector<std::string> labels;
+  for (const Cell& cell : cells)
+    if (std::find(labels.begin(), labels.end(), cell.label()) == labels.end()) labels.push_back(cell.label());
+  return labels;
 }
 
 namespace {

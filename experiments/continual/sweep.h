@@ -1,5 +1,8 @@
 // A sweep is a list of cells, one per (method, seed) of one setting, in a
 // fixed order (method-major: every seed of the first method, then the next).
+// With several adapter ranks (--rank 1,3,9) each adapter method runs once per
+// rank, rank-major within the method, as its own "method" METHOD-rR; methods
+// without adapters do not depend on the rank and run once.
 // A shard I/N runs the cells whose index mod N is I, so independent processes
 // (a Slurm job array, an MPI launch, or hand-started --shard runs) split a
 // sweep without talking to each other.
@@ -16,9 +19,16 @@ namespace continual {
 struct Cell {
   std::string method;
   uint64_t seed = 0;
+  int64_t rank = 0;  // the adapter rank of a rank sweep's cell; 0 outside one (--rank's only value)
+  // What reports group the cell under: the method, "lora-r9" in a rank sweep.
+  std::string label() const { return rank == 0 ? method : method + "-r" + std::to_string(rank); }
 };
 
-std::vector<Cell> sweep_cells(const std::vector<std::string>& methods, const std::vector<uint64_t>& seeds);
+// `ranks`: --rank's values; several make the adapter methods (lora, cp-lora) run once per rank.
+std::vector<Cell> sweep_cells(const std::vector<std::string>& methods, const std::vector<uint64_t>& seeds,
+                              const std::vector<int64_t>& ranks = {});
+// The cells' labels, each once, in order: the "methods" the reports compare.
+std::vector<std::string> cell_labels(const std::vector<Cell>& cells);
 
 struct Shard {
   int64_t index = 0;

@@ -13,6 +13,8 @@ namespace continual {
 
 namespace {
 
+constexpr int64_t kFolderImageSize = 32;  // folder images are decoded to a fixed size; this one by default
+
 datasets::SplitOptions split_options(const RunConfig& c, const datasets::ImageDataset& train) {
   datasets::SplitOptions options;
   options.num_tasks = c.tasks;
@@ -20,10 +22,17 @@ datasets::SplitOptions split_options(const RunConfig& c, const datasets::ImageDa
   options.validation_fraction = c.validation_fraction;
   options.validation_seed = c.split_seed;
   if (c.class_order.empty()) {
-    // The study's benchmark order: CIFAR-100 shuffled with the customary seed,
-    // everything else in label order.
-    if (c.dataset == "cifar100" && train.num_classes() == 100 && c.tasks == 10 && c.first_task_classes == 0)
-      options = datasets::split_preset("split-cifar100", c.split_seed);
+    // The benchmark's order: CIFAR-100 in 10 tasks shuffled with the customary
+    // seed (split-cifar100), everything else in label order.
+    if (c.dataset == "cifar100" && train.num_classes() == 100 && c.tasks == 10 && c.first_task_classes == 0) {
+      options.shuffle_classes = true;
+      options.class_order_seed = datasets::split_preset("split-cifar100").class_order_seed;
+    }
+  } else if (c.class_order == "study") {
+    if (train.num_classes() != 100)
+      throw std::invalid_argument("--class-order study: is CIFAR-100's order of 100 classes, but --dataset " +
+                                  c.dataset + " has " + std::to_string(train.num_classes()));
+    options.class_order = datasets::study_cifar100_class_order();
   } else if (c.class_order == "shuffle") {
     options.shuffle_classes = true;
     options.class_order_seed = c.split_seed;
@@ -67,8 +76,15 @@ nlohmann::json describe_set(const datasets::ImageDataset& set) {
 TaskData load_task_data(const RunConfig& c) {
   TaskData t;
   datasets::ImageFolderOptions folder;
-  folder.height = folder.width = c.image_size;
+  folder.height = folder.width = c.image_size == 0 ? kFolderImageSize : c.image_size;
   t.data = datasets::load_dataset(c.dataset, c.data_dir, folder);
+  if (c.image_size != 0) {
+    datasets::resize_images(t.data.train, c.image_size, c.image_size);
+    if (t.data.test) datasets::resize_images(*t.data.test, c.image_size, c.image_size);
+  }
+  if (c.normalize == "imagenet" && t.data.train.channels != 3)
+    throw std::invalid_argument("--normalize imagenet: needs RGB images, but --dataset " + c.dataset + " has " +
+                                std::to_string(t.data.train.channels) + " channel(s)");
   const datasets::ImageDataset* test = t.data.test ? &*t.data.test : nullptr;
   t.split = datasets::make_task_split(t.data.train, test, split_options(c, t.data.train));
   for (size_t i = 0; i < t.split.tasks.size(); ++i) {
@@ -83,7 +99,8 @@ TaskData load_task_data(const RunConfig& c) {
   std::vector<int64_t> all_train;
   for (const datasets::Task& task : t.split.tasks) all_train.insert(all_train.end(), task.train.begin(), task.train.end());
   std::sort(all_train.begin(), all_train.end());
-  t.stats = datasets::compute_channel_stats(t.data.train, all_train);
+  t.stats = c.normalize == "imagenet" ? datasets::imagenet_channel_stats()
+                                      : datasets::compute_channel_stats(t.data.train, all_train);
   const bool augment = c.augment == "on" || (c.augment == "auto" && t.data.train.channels == 3);
   if (augment) t.augmentation = datasets::Augmentation{};
 
@@ -103,7 +120,7 @@ TaskData load_task_data(const RunConfig& c) {
                 {"train", describe_set(t.data.train)},
                 {"test", test ? describe_set(*test) : nlohmann::json(nullptr)},
                 {"reported_split", t.eval_split()},
-                {"normalization", {{"mean", t.stats.mean}, {"std", t.stats.std}}},
+                {"normalization", {{"source", c.normalize}, {"mean", t.stats.mean}, {"std", t.stats.std}}},
                 {"augmentation", augment ? "random crop (padding 4) and horizontal flip" : "none"},
                 {"tasks", tasks}};
   return t;

@@ -10,6 +10,7 @@
 
 #include "datasets/loader.h"
 #include "engine/autograd.h"
+#include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/splitmix64.h"
@@ -46,12 +47,15 @@ struct LoopState {
   std::vector<int64_t> epochs_per_task;
   std::vector<double> seconds_per_task;
   std::vector<NewParams> new_params;
+  std::vector<int64_t> trained;  // parameters each task trains
   std::vector<std::pair<std::string, uint64_t>> counters;  // the learner's dropout counters
+  engine::ReduceLROnPlateau::State plateau{0.0};  // --lr-plateau's state within the task
 };
 
 json to_json(const LoopState& s) {
   json curves = json::array(), params = json::array();
-  for (const TaskCurve& c : s.curves) curves.push_back({c.train_loss, c.val_accuracy, c.best_epoch});
+  for (const TaskCurve& c : s.curves)
+    curves.push_back({c.train_loss, c.val_accuracy, c.best_epoch, c.train_seconds, c.eval_seconds});
   for (const NewParams& p : s.new_params) params.push_back({p.conv, p.classifier});
   return {{"task", s.task},           {"epoch", s.epoch},
           {"best_val", s.best_val},   {"best_epoch", s.best_epoch},
@@ -59,7 +63,10 @@ json to_json(const LoopState& s) {
           {"accuracy_matrix", s.accuracy_matrix}, {"validation_matrix", s.validation_matrix},
           {"curves", curves},         {"epochs_per_task", s.epochs_per_task},
           {"seconds_per_task", s.seconds_per_task}, {"new_params", params},
-          {"counters", s.counters}};
+          {"counters", s.counters},
+          {"trained", s.trained},
+          // The best metric starts infinite, which JSON cannot hold: its bits are stored.
+          {"plateau", {std::bit_cast<uint64_t>(s.plateau.best), s.plateau.num_bad_epochs, s.plateau.cooldown_counter}}};
 }
 
 LoopState loop_state_from_json(const json& j) {
@@ -73,12 +80,39 @@ LoopState loop_state_from_json(const json& j) {
   j.at("accuracy_matrix").get_to(s.accuracy_matrix);
   j.at("validation_matrix").get_to(s.validation_matrix);
   for (const json& c : j.at("curves"))
-    s.curves.push_back({c.at(0).get<std::vector<double>>(), c.at(1).get<std::vector<double>>(), c.at(2).get<int64_t>()});
+    s.curves.push_back({c.at(0).get<std::vector<double>>(), c.at(1).get<std::vector<double>>(), c.at(2).get<int64_t>(),
+                        c.size() > 3 ? c.at(3).get<std::vector<double>>() : std::vector<double>{},
+                        c.size() > 4 ? c.at(4).get<std::vector<double>>() : std::vector<double>{}});
   j.at("epochs_per_task").get_to(s.epochs_per_task);
   j.at("seconds_per_task").get_to(s.seconds_per_task);
   for (const json& p : j.at("new_params")) s.new_params.push_back({p.at(0).get<int64_t>(), p.at(1).get<int64_t>()});
   j.at("counters").get_to(s.counters);
+  // Checkpoints of earlier versions lack these two.
+  s.trained = j.value("trained", std::vector<int64_t>{});
+  if (j.contains("plateau")) {
+    const json& plateau = j.at("plateau");
+    s.plateau = {std::bit_cast<double>(plateau.at(0).get<uint64_t>()), plateau.at(1).get<int64_t>(),
+                 plateau.at(2).get<int64_t>()};
+  }
   return s;
+}
+
+// --lr-plateau's scheduler over `optimizer`, or none.
+std::unique_ptr<engine::ReduceLROnPlateau> make_plateau(const RunConfig& c, engine::Optimizer& optimizer) {
+  if (c.lr_plateau.empty()) return nullptr;
+  const LrPlateau p = parse_lr_plateau(c.lr_plateau);
+  return std::make_unique<engine::ReduceLROnPlateau>(optimizer, engine::ReduceLROnPlateau::Mode::max, p.factor,
+                                                     p.patience);
+}
+
+int64_t count_elements(const std::vector<Tensor>& tensors) {
+  int64_t n = 0;
+  for (const Tensor& t : tensors) n += t.numel();
+  return n;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 std::unique_ptr<engine::Optimizer> make_optimizer(const RunConfig& c, std::vector<Tensor> params) {
@@ -185,6 +219,7 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
   const int64_t ranks = comm.size(), rank = comm.rank();
   reset_peak_memory();
   const auto cell_started = std::chrono::system_clock::now();
+  engine::backend(device).reset_peak_memory();
 
   auto begin_task = [&](int64_t t) { return learner.begin_task(t, data.split.tasks[t].classes); };
 
@@ -226,11 +261,14 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
       s.task_seconds = 0;
       s.curves.push_back({});
       s.new_params.push_back(learner.new_params(t));
+      s.trained.push_back(count_elements(trainable));
     }
     auto optimizer = make_optimizer(c, trainable);
+    auto plateau = make_plateau(c, *optimizer);
     if (mid_task) {
       optimizer->load_state(checkpoint->optimizer);
       best = checkpoint->best;
+      if (plateau) plateau->load_state(s.plateau);
     }
 
     const bool joint = learner.trains_on_all_seen_tasks();
@@ -301,7 +339,15 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
       comm.check_same_parameters(trainable,
                                  name + " task " + std::to_string(t + 1) + " epoch " + std::to_string(s.epoch + 1));
       comm.broadcast(values_of(learner.state()), 0);
+      engine::backend(device).synchronize();
+      const auto eval_start = std::chrono::steady_clock::now();
+      s.curves.back().train_seconds.push_back(std::chrono::duration<double>(eval_start - start).count());
       const double val = evaluate(learner, data, data.data.train, val_indices, t, mask, device);
+      s.curves.back().eval_seconds.push_back(seconds_since(eval_start));
+      if (plateau) {
+        plateau->step(val);
+        s.plateau = plateau->state();
+      }
       ++s.epoch;
       s.curves.back().train_loss.push_back(loss_sum / static_cast<double>(std::max<int64_t>(seen, 1)));
       s.curves.back().val_accuracy.push_back(val);
@@ -314,7 +360,7 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
       } else {
         ++s.bad_epochs;
       }
-      const double epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double epoch_seconds = seconds_since(start);
       s.task_seconds += epoch_seconds;
       if (epoch_log)
         epoch_log->append({t + 1, s.epoch, s.curves.back().train_loss.back(),
@@ -336,7 +382,7 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
                             ? evaluate(learner, data, data.data.train, data.split.tasks[j].validation, j, task_mask, device)
                             : row.back());
     }
-    s.task_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    s.task_seconds += seconds_since(start);
     s.accuracy_matrix.push_back(row);
     s.validation_matrix.push_back(val_row);
     s.curves.back().best_epoch = s.best_epoch;
@@ -369,11 +415,13 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
     p.conv += n.conv;
     p.classifier += n.classifier;
   }
+  p.trained_per_task = s.trained;
   p.total = p.conv + p.classifier;
   p.base = p.new_per_task.front();
   result.peak_memory_bytes = peak_memory_bytes();
   result.provenance = experiments::provenance_json(device);
   result.provenance["started"] = experiments::utc_timestamp(cell_started);
+  result.peak_device_memory_bytes = engine::backend(device).peak_memory_bytes();
   return result;
 }
 

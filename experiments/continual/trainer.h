@@ -26,7 +26,7 @@
 namespace continual {
 
 struct CellRun {
-  std::string method;
+  std::string method;      // the cell's label (Cell::label): names its files and its result
   uint64_t seed = 0;
   bool resume = false;     // continue from the cell's checkpoint when there is one
   std::ostream* log;       // progress display and messages
