@@ -40,19 +40,20 @@ void write_rank_figures(const std::filesystem::path& out_dir, const std::vector<
   params.title = "Parameters a task trains against the adapter rank r";
   params.y_label = "parameters trained by the last task";
   for (size_t m = 0; m < order.size(); ++m) {
-    plot::Series acc{order[m], {}, {}, plot::palette(m)}, trained{order[m], {}, {}, plot::palette(m)};
+    plot::Series acc{.name = order[m], .color = plot::palette(m)}, trained{.name = order[m], .color = plot::palette(m)};
     for (const MethodSummary* s : by_method[order[m]]) {
       const double r = static_cast<double>(s->runs.front().rank);
       acc.x.push_back(r);
       acc.y.push_back(s->acc.mean);
+      if (s->acc.sample_std) acc.y_error.push_back(*s->acc.sample_std);
       trained.x.push_back(r);
       trained.y.push_back(static_cast<double>(s->params.trained_per_task.back()));
     }
     accuracy.series.push_back(acc);
     params.series.push_back(trained);
   }
-  plot::draw_line_chart(accuracy).save_png(out_dir / "rank_accuracy.png");
-  plot::draw_line_chart(params).save_png(out_dir / "rank_params.png");
+  plot::draw_line_chart(accuracy).save_all(out_dir / "rank_accuracy");
+  plot::draw_line_chart(params).save_all(out_dir / "rank_params");
 }
 
 }  // namespace continual
