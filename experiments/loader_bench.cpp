@@ -18,6 +18,7 @@
 #include "datasets/load_dataset.h"
 #include "datasets/loader.h"
 #include "datasets/transforms.h"
+#include "experiments/tool.h"
 
 using namespace datasets;
 
@@ -43,13 +44,11 @@ int main(int argc, char** argv) {
   app.add_option("--epochs", epochs, "epochs per measurement")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--image-size", image_size, "side images of a folder are resized to")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("!--no-augment", augment, "measure without random crop and flip");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-
-  try {
+  return tool::run_main("loader-bench", app, argc, argv, [&] {
+    tool::require_memory("--batch-size/--image-size",
+                         4.0 * 3 * static_cast<double>(batch_size) * static_cast<double>(image_size) *
+                             static_cast<double>(image_size),
+                         "a batch of float32 images");
     ImageFolderOptions folder;
     folder.height = folder.width = image_size;
     auto start = std::chrono::steady_clock::now();
@@ -82,8 +81,5 @@ int main(int argc, char** argv) {
                 << " s = " << static_cast<int64_t>(static_cast<double>(images) / s) << " images/s\n";
     }
     return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "loader-bench: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -23,6 +23,7 @@
 #include "engine/backend.h"
 #include "engine/npz.h"
 #include "engine/ops.h"
+#include "experiments/tool.h"
 #include "layers/models.h"
 
 namespace {
@@ -171,31 +172,13 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--data", data, ".npz with x (N,C,H,W) and optionally y (N)")->required();
   run_cmd->add_option("--out", out, ".npz to write: logits, loss, grad.<name>")->required();
   run_cmd->add_flag("--eval", eval, "evaluation mode (running batch-norm statistics, no dropout)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-
-  // Bad flag values are usage errors (exit 2); anything failing later is a runtime error (exit 1).
-  engine::Device device = engine::Device::cpu;
-  layers::InputShape input;
-  try {
-    input = layers::parse_input(input_text);
+  return tool::run_main("model-tool", app, argc, argv, [&] {
+    // Bad flag values are usage errors (exit 2, std::invalid_argument); anything failing later exits 1.
+    tool::require_memory("--classes", 4.0 * static_cast<double>(classes), "the classifier (4 bytes a class at least)");
+    const layers::InputShape input = layers::parse_input(input_text);
     layers::make_model(arch, input, classes, {0, false});  // checks arch, input and classes
-    device = parse_device(device_name);
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "model-tool: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "model-tool: " << e.what() << "\n";
-    return 1;
-  }
-  try {
+    const engine::Device device = parse_device(device_name);
     if (summary_cmd->parsed()) return summary(arch, input, classes, device);
     return run(arch, input, classes, device, weights, data, out, eval);
-  } catch (const std::exception& e) {
-    std::cerr << "model-tool: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "experiments/tool.h"
 #include "layers/continual_model.h"
 
 namespace continual {
@@ -93,6 +94,7 @@ namespace {
 void validate(const RunConfig& c) {
   if (c.tasks < 1) bad("--tasks", "must be at least 1");
   if (c.first_task_classes < 0) bad("--first-task-classes", "must be >= 0");
+  tool::require_finite("--validation-fraction", c.validation_fraction);
   if (c.validation_fraction <= 0 || c.validation_fraction >= 1)
     bad("--validation-fraction", "must lie in (0, 1): early stopping needs validation images");
   if (c.train_limit < 0 || c.eval_limit < 0) bad("--train-limit/--eval-limit", "must be >= 0");
@@ -109,6 +111,7 @@ void validate(const RunConfig& c) {
     if (std::find(c.seeds.begin(), c.seeds.begin() + i, c.seeds[i]) != c.seeds.begin() + i)
       bad("--seeds", std::to_string(c.seeds[i]) + " given twice");
   if (c.rank < 1 || c.rank_fc < 1) bad("--rank/--rank-fc", "must be at least 1");
+  tool::require_finite("--alpha", c.alpha);
   if (c.alpha <= 0) bad("--alpha", "must be positive");
   try {
     layers::parse_adapt(c.adapt);
@@ -118,13 +121,21 @@ void validate(const RunConfig& c) {
   if (c.epochs < 1) bad("--epochs", "must be at least 1");
   if (c.patience < 1) bad("--patience", "must be at least 1");
   if (c.batch < 1) bad("--batch", "must be at least 1");
+  tool::require_finite("--lr", c.lr);
   if (!(c.lr > 0)) bad("--lr", "must be positive");
+  tool::require_finite("--weight-decay", c.weight_decay);
   if (c.weight_decay < 0) bad("--weight-decay", "must be >= 0");
   if (c.optimizer != "adam" && c.optimizer != "adamw" && c.optimizer != "sgd")
     bad("--optimizer", "adam, adamw or sgd");
-  if (c.threads < 0) bad("--threads", "must be >= 0");
+  tool::require_range("--threads", c.threads, 0, tool::kMaxThreads);
   if (c.device != "cpu" && c.device != "cuda") bad("--device", "cpu or cuda");
   if (c.image_size < 8) bad("--image-size", "must be at least 8");
+  // One batch of input images as float32 (at most 3 channels; the network's
+  // activations are larger still): sizes no machine holds are refused here,
+  // before the data set is read.
+  tool::require_memory("--batch/--image-size", 4.0 * 3 * static_cast<double>(c.batch) * static_cast<double>(c.image_size) *
+                                                   static_cast<double>(c.image_size),
+                       "a batch of input images");
 }
 
 nlohmann::json setting_json(const RunConfig& c) {
