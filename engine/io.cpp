@@ -117,13 +117,14 @@ std::vector<fs::path> remove_abandoned_temporaries(const fs::path& dir, std::chr
   for (auto it = fs::recursive_directory_iterator(dir, error); !error && it != fs::recursive_directory_iterator();
        it.increment(error)) {
     const std::optional<pid_t> writer = temporary_writer(it->path().filename().string());
-    if (!writer || !it->is_regular_file(error)) continue;
+    std::error_code file_error;  // a file that vanished or cannot be read is skipped
+    if (!writer || !it->is_regular_file(file_error)) continue;
     // kill(pid, 0) fails with ESRCH only when no such process exists (EPERM: it
     // exists, owned by someone else).
     const bool writer_alive = *writer == ::getpid() || ::kill(*writer, 0) == 0 || errno != ESRCH;
-    const auto modified = fs::last_write_time(it->path(), error);
-    if (writer_alive || error || now - modified < quiet_for) continue;
-    if (fs::remove(it->path(), error)) removed.push_back(it->path());
+    const auto modified = fs::last_write_time(it->path(), file_error);
+    if (writer_alive || file_error || now - modified < quiet_for) continue;
+    if (fs::remove(it->path(), file_error)) removed.push_back(it->path());
   }
   return removed;
 }
