@@ -133,8 +133,8 @@ void validate(const RunConfig& c) {
   // One batch of input images as float32 (at most 3 channels; the network's
   // activations are larger still): sizes no machine holds are refused here,
   // before the data set is read.
-  tool::require_memory("--batch/--image-size", 4.0 * 3 * static_cast<double>(c.batch) * static_cast<double>(c.image_size) *
-                                                   static_cast<double>(c.image_size),
+  const double side = static_cast<double>(c.image_size);
+  tool::require_memory("--batch/--image-size", 4.0 * 3 * static_cast<double>(c.batch) * side * side,
                        "a batch of input images");
 }
 

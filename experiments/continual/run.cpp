@@ -75,7 +75,8 @@ void build_every_method_once(const RunConfig& c, const TaskData& data) {
       if (t.ndim() == 2) adapters += static_cast<double>(c.rank_fc) * (dim(0) + dim(1));
     }
     tool::require_memory("--rank/--rank-fc", 4.0 * (5 * base + (tasks + 5) * adapters),
-                         c.arch + " with adapters of these ranks on every layer for " + std::to_string(data.split.tasks.size()) + " tasks");
+                         c.arch + " with adapters of these ranks on every layer for " +
+                             std::to_string(data.split.tasks.size()) + " tasks");
     named([&] { learner->begin_task(0, data.split.tasks.front().classes); });
   }
 }
