@@ -24,7 +24,8 @@ std::vector<std::string> numbered_names(int64_t count) {
 // Appends the records of one file to `data`; labels are range-checked here so
 // the error can name the file and the record.
 void append_cifar_file(const fs::path& path, CifarFormat format, ImageDataset& data) {
-  if (!fs::is_regular_file(path)) throw std::runtime_error("CIFAR file " + path.string() + ": missing");
+  if (const std::string problem = data_file_problem(path); !problem.empty())
+    throw std::runtime_error("CIFAR file " + path.string() + ": " + problem);
   const std::vector<char> bytes = engine::read_file(path);
   const int64_t record_bytes = cifar_record_bytes(format);
   const int64_t size = static_cast<int64_t>(bytes.size());
@@ -132,18 +133,26 @@ TrainTestData read_cifar_directory(const fs::path& dir, CifarFormat format) {
   return result;
 }
 
+void check_cifar_packable(const ImageDataset& data, CifarFormat format, const std::string& origin) {
+  if (data.channels != 3 || data.height != kCifarSide || data.width != kCifarSide)
+    throw std::invalid_argument(origin + ": images are (" + std::to_string(data.channels) + ", " + std::to_string(data.height) +
+                                ", " + std::to_string(data.width) + "), CIFAR needs (3, 32, 32)");
+  if (format == CifarFormat::cifar100 && data.coarse_labels.size() != data.labels.size())
+    throw std::invalid_argument(origin + ": CIFAR-100 records need coarse labels");
+  if (data.num_classes() > 256 || data.coarse_class_names.size() > 256)
+    throw std::invalid_argument(origin + ": " + std::to_string(std::max<size_t>(data.class_names.size(), data.coarse_class_names.size())) +
+                                " classes do not fit in a label byte (256 at most)");
+  // The meta files hold one name a line: a line break in a name would split it.
+  for (const std::vector<std::string>* names : {&data.class_names, &data.coarse_class_names})
+    for (const std::string& name : *names)
+      if (name.find_first_of("\n\r") != std::string::npos)
+        throw std::invalid_argument(origin + ": class name '" + name + "' holds a line break; the meta files hold one name a line");
+}
+
 void write_cifar_file(const fs::path& path, const ImageDataset& data, std::span<const int64_t> order,
                       CifarFormat format) {
   const std::string op = "write_cifar_file " + path.string();
-  if (data.channels != 3 || data.height != kCifarSide || data.width != kCifarSide)
-    throw std::invalid_argument(op + ": images are (" + std::to_string(data.channels) + ", " +
-                                std::to_string(data.height) + ", " + std::to_string(data.width) +
-                                "), CIFAR needs (3, 32, 32)");
-  if (format == CifarFormat::cifar100 && data.coarse_labels.size() != data.labels.size())
-    throw std::invalid_argument(op + ": CIFAR-100 records need coarse labels");
-  if (data.num_classes() > 256 || data.coarse_class_names.size() > 256)
-    throw std::invalid_argument(op + ": " + std::to_string(data.num_classes()) +
-                                " classes do not fit in a label byte");
+  check_cifar_packable(data, format, op);
   for (int64_t i : order)
     if (i < 0 || i >= data.size())
       throw std::invalid_argument(op + ": index " + std::to_string(i) + " outside the data set of " +
@@ -158,6 +167,7 @@ void write_cifar_file(const fs::path& path, const ImageDataset& data, std::span<
 }
 
 void write_cifar_meta(const fs::path& dir, const ImageDataset& data, CifarFormat format) {
+  check_cifar_packable(data, format, "write_cifar_meta " + dir.string());
   const auto write_names = [](const fs::path& path, const std::vector<std::string>& names) {
     std::string text;
     for (const std::string& name : names) text += name + "\n";

@@ -49,10 +49,16 @@ TrainTestData read_cifar_directory(const std::filesystem::path& dir, CifarFormat
 // holds no names or more than a label byte can index.
 std::vector<std::string> read_label_names(const std::filesystem::path& path);
 
+// Throws std::invalid_argument "ORIGIN: ..." saying why `data` cannot be written in `format`:
+// images not 3x32x32, more than 256 classes (or superclasses), CIFAR-100
+// without coarse labels, or a class name holding a line break. The writers
+// below check it; a packer checks it before creating any file.
+void check_cifar_packable(const ImageDataset& data, CifarFormat format, const std::string& origin);
+
 // Writes the images `order` (indices into `data`, which must hold 3x32x32 images)
 // as CIFAR records into `path`, atomically (temporary file + rename).
-// CIFAR-100 needs coarse labels. Throws std::invalid_argument when the data set
-// does not fit the format (image shape, a label above 255, missing coarse labels).
+// Throws std::invalid_argument when the data set does not fit the format
+// (check_cifar_packable) or an index is outside it.
 void write_cifar_file(const std::filesystem::path& path, const ImageDataset& data,
                       std::span<const int64_t> order, CifarFormat format);
 

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "engine/io.h"
@@ -56,7 +57,7 @@ fs::path plain_or_gzip(const fs::path& dir, const std::string& name) {
 }  // namespace
 
 IdxArray read_idx(const fs::path& path) {
-  if (!fs::is_regular_file(path)) idx_error(path, "missing");
+  if (const std::string problem = data_file_problem(path); !problem.empty()) idx_error(path, problem);
   std::vector<char> raw = engine::read_file(path);
   const std::vector<uint8_t> bytes =
       is_gzip(raw) ? gunzip(raw, path) : std::vector<uint8_t>(raw.begin(), raw.end());
@@ -71,14 +72,17 @@ IdxArray read_idx(const fs::path& path) {
   const int64_t header = 4 + 4 * ndim;
   if (static_cast<int64_t>(bytes.size()) < header) idx_error(path, "truncated header");
   IdxArray array;
-  int64_t count = 1;
+  for (int64_t d = 0; d < ndim; ++d) array.dims.push_back(read_big_endian_u32(bytes.data() + 4 + 4 * d));
+  // A zero size means no values, whatever the others say (an empty shape is the
+  // caller's to refuse, not a truncated file).
+  const bool empty = std::find(array.dims.begin(), array.dims.end(), 0) != array.dims.end();
+  int64_t count = empty ? 0 : 1;
   const int64_t size = static_cast<int64_t>(bytes.size());
-  for (int64_t d = 0; d < ndim; ++d) {
-    array.dims.push_back(read_big_endian_u32(bytes.data() + 4 + 4 * d));
+  for (int64_t d = 0; d < ndim && !empty; ++d) {
     // Stop before the product can overflow: it already exceeds the file.
-    if (array.dims.back() != 0 && count > size / array.dims.back())
+    if (count > size / array.dims[d])
       idx_error(path, "header sizes describe more values than the file's " + std::to_string(size) + " bytes (truncated)");
-    count *= array.dims.back();
+    count *= array.dims[d];
   }
   if (size != header + count)
     idx_error(path, "size " + std::to_string(size) + " bytes, header says " + std::to_string(header + count) +

@@ -35,4 +35,13 @@ void ImageDataset::validate(const std::string& origin) const {
   }
 }
 
+std::string data_file_problem(const std::filesystem::path& path) {
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (!std::filesystem::exists(status)) return "missing";
+  if (std::filesystem::is_directory(status)) return "is a directory";
+  if (!std::filesystem::is_regular_file(status)) return "is not a regular file";
+  return {};
+}
+
 }  // namespace datasets

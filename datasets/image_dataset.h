@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,5 +39,10 @@ struct TrainTestData {
   ImageDataset train;
   std::optional<ImageDataset> test;
 };
+
+// Why `path` cannot be read as a data file, for the readers' messages:
+// "missing", "is a directory" or "is not a regular file" (a device such as
+// /dev/zero, a pipe, a socket); empty when it is a regular file.
+std::string data_file_problem(const std::filesystem::path& path);
 
 }  // namespace datasets

@@ -87,6 +87,15 @@ TaskSplit make_task_split(const ImageDataset& train, const ImageDataset* test, c
       gen.shuffle(samples);
       const auto validation_count = static_cast<int64_t>(
           std::llround(options.validation_fraction * static_cast<double>(samples.size())));
+      // Every class must train, validate (early stopping) and be tested, or the
+      // run would fail tasks later, at the first epoch or evaluation of this one.
+      const std::string name = "class " + std::to_string(c) + " ('" + train.class_names[c] + "')";
+      if (validation_count == static_cast<int64_t>(samples.size()))
+        split_error(name + " has " + std::to_string(samples.size()) + " training images, none left to train on");
+      if (validation_count == 0 && options.validation_fraction > 0)
+        split_error(name + " has " + std::to_string(samples.size()) + " training images, too few for a validation " +
+                    "share of " + std::to_string(options.validation_fraction));
+      if (test && test_by_class[c].empty()) split_error(name + " has no test images");
       task.validation.insert(task.validation.end(), samples.begin(), samples.begin() + validation_count);
       task.train.insert(task.train.end(), samples.begin() + validation_count, samples.end());
       if (test) task.test.insert(task.test.end(), test_by_class[c].begin(), test_by_class[c].end());

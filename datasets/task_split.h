@@ -54,7 +54,8 @@ struct TaskSplit {
 
 // Throws std::invalid_argument when the options do not fit the data set (class
 // order not distinct or out of range, classes not divisible into the tasks,
-// validation fraction outside [0, 1)), naming the option at fault.
+// validation fraction outside [0, 1)), naming the option at fault, or when a
+// class would have no training, validation (fraction > 0) or test images.
 TaskSplit make_task_split(const ImageDataset& train, const ImageDataset* test, const SplitOptions& options);
 
 // The presets of the study and its usual benchmarks:

@@ -7,6 +7,7 @@
 // one, never a partial file, even if the process dies mid-write.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <ostream>
@@ -28,5 +29,13 @@ void write_file_atomic(const std::filesystem::path& path,
 
 // The whole contents of a file. Throws std::runtime_error naming the path.
 std::vector<char> read_file(const std::filesystem::path& path);
+
+// Removes the temporary files (".NAME.tmp-PID-N") that writes interrupted by
+// a kill left under `dir` (and its subfolders): those whose writing process is
+// gone from this machine and that have not changed for `quiet_for` (a process
+// of that PID on another machine sharing the folder, a shard of the same run,
+// may still be writing one). Returns the files removed; never throws.
+std::vector<std::filesystem::path> remove_abandoned_temporaries(const std::filesystem::path& dir,
+                                                               std::chrono::seconds quiet_for);
 
 }  // namespace engine

@@ -31,6 +31,7 @@
 #include "engine/parallel.h"
 #include "engine/random.h"
 #include "experiments/common/cli.h"
+#include "experiments/common/tool.h"
 #include "layers/models.h"
 
 using namespace engine;
@@ -206,16 +207,11 @@ int main(int argc, char** argv) {
   app.add_flag("--models", models,
                "also train layers-built sena32 and vgg19_bn_compact (no avgpool) at 32x32, batch 128 (on by default "
                "with --device cuda)");
-  app.add_option("--threads", threads, "CPU threads (0: all cores)")
-      ->check(CLI::Range(0, 4096))->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)")
+      ->check(CLI::Range(int64_t{0}, tool::kMaxThreads))->capture_default_str();
   app.add_option("--device", device_name, "cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-
+  return tool::run_main("bench", app, argc, argv, [&] {
   const Device device = device_name == "cuda" ? Device::cuda : Device::cpu;
   if (!backend_available(device)) {
     std::cerr << "bench: device " << device_name
@@ -293,4 +289,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+  });
 }

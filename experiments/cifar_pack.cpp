@@ -27,6 +27,7 @@
 #include "datasets/image_folder.h"
 #include "engine/random.h"
 #include "experiments/common/cli.h"
+#include "experiments/common/tool.h"
 
 namespace fs = std::filesystem;
 using namespace datasets;
@@ -51,13 +52,7 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-corrupt", skip_corrupt, "skip images that do not decode, with a warning, instead of failing");
   app.add_option("IMAGE_DIR", image_dir, "image folder to pack")->required()->check(CLI::ExistingDirectory);
   app.add_option("OUT_DIR", out_dir, "output directory (created if missing)")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-
-  try {
+  return tool::run_main("cifar-pack", app, argc, argv, [&] {
     const auto start = std::chrono::steady_clock::now();
     const CifarFormat format = format_name == "cifar10" ? CifarFormat::cifar10 : CifarFormat::cifar100;
     ImageFolderOptions folder;
@@ -71,6 +66,7 @@ int main(int argc, char** argv) {
     std::iota(order.begin(), order.end(), 0);
     if (order_name == "shuffled") engine::Generator(seed).shuffle(order);
 
+    check_cifar_packable(data, format, "IMAGE_DIR " + image_dir.string());  // before OUT_DIR is made
     fs::create_directories(out_dir);
     std::vector<fs::path> written;
     const auto write = [&](const fs::path& path, std::span<const int64_t> records) {
@@ -99,8 +95,5 @@ int main(int argc, char** argv) {
     std::cout << " from " << image_dir.string() << " in " << order_name << " order in " << seconds << " s:\n";
     for (const fs::path& path : written) std::cout << "  " << path.string() << "\n";
     return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "cifar-pack: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

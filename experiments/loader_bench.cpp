@@ -19,6 +19,7 @@
 #include "datasets/loader.h"
 #include "datasets/transforms.h"
 #include "experiments/common/cli.h"
+#include "experiments/common/tool.h"
 
 using namespace datasets;
 
@@ -47,13 +48,11 @@ int main(int argc, char** argv) {
   app.add_option("--augment", augment, "random crop and flip: on or off")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-
-  try {
+  return tool::run_main("loader-bench", app, argc, argv, [&] {
+    tool::require_memory("--batch/--image-size",
+                         4.0 * 3 * static_cast<double>(batch_size) * static_cast<double>(image_size) *
+                             static_cast<double>(image_size),
+                         "a batch of float32 images");
     ImageFolderOptions folder;
     folder.height = folder.width = image_size;
     auto start = std::chrono::steady_clock::now();
@@ -86,8 +85,5 @@ int main(int argc, char** argv) {
                 << " s = " << static_cast<int64_t>(static_cast<double>(images) / s) << " images/s\n";
     }
     return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "loader-bench: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -42,6 +42,7 @@
 #include "experiments/common/cli.h"
 #include "layers/basic.h"
 #include "layers/continual_model.h"
+#include "experiments/common/tool.h"
 #include "layers/models.h"
 
 namespace {
@@ -261,18 +262,11 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--dropout", dropout,
                       "set p of every dropout layer, in [0, 1) (0: a training-mode pass PyTorch can reproduce)");
   lora_options(run_cmd);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-
-  // Bad flag values are usage errors (exit 2); anything failing later is a runtime error (exit 1).
-  engine::Device device = engine::Device::cpu;
-  layers::InputShape input;
-  std::optional<layers::AdapterOptions> lora_adapters;
-  try {
-    input = layers::parse_input(input_text);
+  return tool::run_main("model-tool", app, argc, argv, [&] {
+    // Bad flag values are usage errors (exit 2, std::invalid_argument); anything failing later exits 1.
+    tool::require_memory("--classes", 4.0 * static_cast<double>(classes), "the classifier (4 bytes a class at least)");
+    const layers::InputShape input = layers::parse_input(input_text);
+    std::optional<layers::AdapterOptions> lora_adapters;
     if (lora) {
       if (adapters.rank_conv < 1 || adapters.rank_fc < 1)
         throw std::invalid_argument("--rank/--rank-fc: must be at least 1, got " +
@@ -289,20 +283,9 @@ int main(int argc, char** argv) {
     ToolModel(arch, input, classes, {0, false}, lora_adapters);  // checks arch, input, classes and placement
     if (dropout && !(*dropout >= 0 && *dropout < 1))
       throw std::invalid_argument("--dropout: expected p in [0, 1), got " + std::to_string(*dropout));
-    device = parse_device(device_name);
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "model-tool: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "model-tool: " << e.what() << "\n";
-    return 1;
-  }
-  try {
+    const engine::Device device = parse_device(device_name);
     if (summary_cmd->parsed()) return summary(arch, input, classes, device);
     if (init_cmd->parsed()) return init(arch, input, classes, seed, lora_adapters, out);
     return run(arch, input, classes, device, weights, data, out, eval, dropout, lora_adapters);
-  } catch (const std::exception& e) {
-    std::cerr << "model-tool: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "experiments/common/cli.h"
+#include "experiments/common/tool.h"
 #include "layers/continual_model.h"
 #include "layers/models.h"
 
@@ -63,24 +64,11 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--rank-fc", rank_fc, "LoRA rank of the dense layers")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_flag("--plain", plain, "plain integers (default: thousands separators)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-
-  // Bad flag values are usage errors (exit 2); anything failing later is a runtime error (exit 1).
-  layers::InputShape input;
-  int64_t base = 0;
-  try {
-    input = layers::parse_input(input_text);
-    base = layers::count_parameters(*layers::make_model(arch, input, classes, {0, false})).total;
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "param-table: " << e.what() << "\n";
-    return 2;
-  }
-  try {
-
+  return tool::run_main("param-table", app, argc, argv, [&] {
+    // Bad flag values are usage errors (exit 2, std::invalid_argument); anything failing later exits 1.
+    tool::require_memory("--classes", 4.0 * static_cast<double>(classes), "the classifier (4 bytes a class at least)");
+    const layers::InputShape input = layers::parse_input(input_text);
+    const int64_t base = layers::count_parameters(*layers::make_model(arch, input, classes, {0, false})).total;
     std::vector<Row> rows;
     auto add = [&](std::string method, std::string detail, auto configure) {
       layers::ContinualOptions options;
@@ -147,9 +135,6 @@ int main(int argc, char** argv) {
                 << with_separators(c.trainable, plain) << std::setw(10) << percent.str() << "  " << row.detail
                 << "\n";
     }
-  } catch (const std::exception& e) {
-    std::cerr << "param-table: " << e.what() << "\n";
-    return 1;
-  }
-  return 0;
+    return 0;
+  });
 }

@@ -7,10 +7,13 @@
 #define BOOST_TEST_MODULE continual
 #include <boost/test/unit_test.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <sstream>
 
@@ -252,4 +255,128 @@ BOOST_AUTO_TEST_CASE(two_shards_merged_equal_one_process,
   } catch (const std::runtime_error& e) {
     BOOST_TEST(std::string(e.what()).find("finetune-head-seed1") != std::string::npos, e.what());
   }
+}
+
+BOOST_AUTO_TEST_CASE(resume_refuses_a_checkpoint_of_other_settings_naming_them,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  TempDir dir("resume-settings");
+  RunConfig c = small_config(dir.path);
+  // Killed in epoch 2 of task 1: epoch 1 is checkpointed.
+  auto faulty = std::make_unique<FaultyLearner>(make_learner(c, "lora", small_data(), 0), kBatchesPerEpoch + 2,
+                                                FaultyLearner::Fault::kill);
+  std::ostringstream log;
+  BOOST_CHECK_THROW(train_cell(c, small_data(), *faulty, {"lora", 0, false, &log, false}), std::runtime_error);
+  BOOST_REQUIRE(fs::exists(checkpoint_file(dir.path, "lora-seed0")));
+
+  const auto refusal = [&](const RunConfig& changed) {
+    try {
+      run_method(changed, "lora", 0, /*resume=*/true);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("resumed");
+  };
+  RunConfig other = c;
+  other.lr = 1e-2;
+  other.train_limit = kTrainImages / 2;
+  const std::string message = refusal(other);
+  BOOST_TEST(message.find("--resume") != std::string::npos, message);
+  BOOST_TEST(message.find("lr, ") != std::string::npos, message);
+  BOOST_TEST(message.find("train_limit") != std::string::npos, message);
+  BOOST_TEST(message.find("epochs") == std::string::npos, message);  // only what differs
+  // Another split seed draws other validation images.
+  other = c;
+  other.split_seed = 7;
+  BOOST_TEST(refusal(other).find("split_seed") != std::string::npos);
+  // (Unchanged settings resume: resume_after_a_kill_gives_identical_numbers.)
+}
+
+BOOST_AUTO_TEST_CASE(nan_loss_before_any_checkpoint_does_not_promise_one,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  TempDir dir("nan-first");
+  const RunConfig c = small_config(dir.path);
+  auto faulty = std::make_unique<FaultyLearner>(make_learner(c, "naive", small_data(), 0), 2, FaultyLearner::Fault::nan);
+  std::ostringstream log;
+  try {
+    train_cell(c, small_data(), *faulty, {"naive", 0, false, &log, false});
+    BOOST_FAIL("a NaN loss did not stop training");
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    BOOST_TEST(what.find("epoch 1, batch 2") != std::string::npos, what);
+    BOOST_TEST(what.find("checkpoint is kept") == std::string::npos, what);
+    BOOST_TEST(what.find("No checkpoint was written yet") != std::string::npos, what);
+  }
+  BOOST_TEST(!fs::exists(checkpoint_file(dir.path, "naive-seed0")));
+}
+
+// Temporary files of writes killed midway (".NAME.tmp-PID-N") are removed when
+// a run starts in the folder again: those whose process is gone and that have
+// not changed for a minute; a live writer's, or a fresh one, stay.
+BOOST_AUTO_TEST_CASE(a_new_run_removes_temporary_files_of_killed_writers,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  TempDir dir("leftovers");
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  BOOST_REQUIRE(dead > 0);
+  int status = 0;
+  ::waitpid(dead, &status, 0);  // reaped: no process has this PID now
+  const std::string gone = std::to_string(dead), alive = std::to_string(::getpid());
+  fs::create_directories(dir.path / "checkpoints");
+  const auto make = [&](const fs::path& path, bool old) {
+    std::ofstream(path) << "partial";
+    if (old) fs::last_write_time(path, fs::file_time_type::clock::now() - std::chrono::minutes(5));
+    return path;
+  };
+  const fs::path stale = make(dir.path / (".sweep.json.tmp-" + gone + "-0"), true);
+  const fs::path stale_nested = make(dir.path / "checkpoints" / (".naive-seed0.npz.tmp-" + gone + "-3"), true);
+  const fs::path fresh = make(dir.path / (".results.json.tmp-" + gone + "-1"), false);
+  const fs::path live = make(dir.path / (".summary.md.tmp-" + alive + "-2"), true);
+  const fs::path user_file = make(dir.path / ".notes.tmp-x-1", true);
+
+  RunConfig c = small_config(dir.path);
+  c.tasks = 2;
+  c.class_order = "0,1,2,3";
+  c.train_limit = 32;
+  c.eval_limit = 32;
+  c.epochs = 1;
+  c.methods = {"naive"};
+  std::ostringstream out, log;
+  run_sweep(c, out, log, false);
+  BOOST_TEST(!fs::exists(stale));
+  BOOST_TEST(!fs::exists(stale_nested));
+  BOOST_TEST(fs::exists(fresh));
+  BOOST_TEST(fs::exists(live));
+  BOOST_TEST(fs::exists(user_file));
+  BOOST_TEST(log.str().find("removed " + stale.string()) != std::string::npos, log.str());
+}
+
+// Nothing is written when a cell cannot be built: the sweep record came first.
+BOOST_AUTO_TEST_CASE(unbuildable_cells_are_refused_before_any_file_is_written,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  TempDir dir("unbuildable");
+  const fs::path out = dir.path / "out";
+  RunConfig c = small_config(out);
+  c.methods = {"naive", "lora"};
+  const auto refused = [&](const RunConfig& bad, const std::string& part) {
+    std::ostringstream sink, log;
+    try {
+      run_sweep(bad, sink, log, false);
+      BOOST_ERROR("accepted; expected a refusal naming " << part);
+    } catch (const std::exception& e) {
+      BOOST_TEST(std::string(e.what()).find(part) != std::string::npos, e.what());
+    }
+    BOOST_TEST(!fs::exists(out));
+  };
+  RunConfig bad = c;
+  bad.arch = "nonsense";
+  refused(bad, "--arch nonsense");
+  bad = c;
+  bad.adapt = "last-99";
+  refused(bad, "--adapt last-99");
+  bad = c;
+  bad.init = dir.path / "missing.npz";
+  refused(bad, "--init");
+  bad = c;
+  bad.ranks = {10000000};  // some 10^10 adapter weights on the tiny network
+  refused(bad, "--rank");
 }

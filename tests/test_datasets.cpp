@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -435,6 +436,76 @@ BOOST_AUTO_TEST_CASE(idx_bad_files_give_their_errors) {
   check_error<std::runtime_error>([&] { read_idx_directory(dir.path); }, {"train-images-idx3-ubyte.gz", "missing"});
 }
 
+// A directory or a device is named as such, not as "missing"; a zero image
+// side is an empty shape, not a truncated file.
+BOOST_AUTO_TEST_CASE(data_files_that_are_not_files_and_empty_shapes_say_what_they_are) {
+  TempDir dir;
+  fs::create_directories(dir.path / "folder");
+  check_error<std::runtime_error>([&] { read_idx(dir.path / "folder"); }, {"folder", "is a directory"});
+  check_error<std::runtime_error>([&] { read_idx("/dev/zero"); }, {"/dev/zero", "is not a regular file"});
+  check_error<std::runtime_error>([&] { read_idx(dir.path / "absent"); }, {"absent", "missing"});
+  check_error<std::runtime_error>([&] { read_cifar_files({dir.path / "folder"}, CifarFormat::cifar10); },
+                                  {"folder", "is a directory"});
+  check_error<std::runtime_error>([&] { read_cifar_files({"/dev/zero"}, CifarFormat::cifar10); },
+                                  {"/dev/zero", "is not a regular file"});
+
+  for (const std::vector<uint32_t>& dims : {std::vector<uint32_t>{60000, 0, 28}, std::vector<uint32_t>{60000, 28, 0}}) {
+    write_bytes(dir.path / "images", idx_bytes(dims, {}));
+    write_bytes(dir.path / "labels", idx_bytes({60000}, std::vector<uint8_t>(60000, 1)));
+    try {
+      read_idx_dataset(dir.path / "images", dir.path / "labels");
+      BOOST_ERROR("an image side of 0 was accepted");
+    } catch (const std::runtime_error& e) {
+      const std::string what = e.what();
+      BOOST_TEST(what.find("is empty") != std::string::npos, what);
+      BOOST_TEST(what.find("truncated") == std::string::npos, what);
+    }
+  }
+}
+
+// Problems of the data that would fail a run tasks later are refused when it is read or split.
+BOOST_AUTO_TEST_CASE(data_set_problems_are_refused_up_front) {
+  TempDir dir;
+  // An image folder given under an unknown name is not read as a folder.
+  write_image(dir.path / "cats" / "a.png", 4, 4, 3, [](int y, int x, int c) { return y + x + c; });
+  check_error<std::invalid_argument>([&] { load_dataset("foo", dir.path); }, {"--dataset", "'foo'", "known: fashion-mnist"});
+
+  // An IDX test split of another image size.
+  std::vector<uint8_t> pixels(3 * 2 * 5, 1);
+  write_bytes(dir.path / "train-images-idx3-ubyte", idx_bytes({3, 2, 5}, pixels));
+  write_bytes(dir.path / "train-labels-idx1-ubyte", idx_bytes({3}, {1, 2, 3}));
+  write_bytes(dir.path / "t10k-images-idx3-ubyte", idx_bytes({2, 4, 4}, std::vector<uint8_t>(2 * 4 * 4, 1)));
+  write_bytes(dir.path / "t10k-labels-idx1-ubyte", idx_bytes({2}, {1, 2}));
+  check_error<std::runtime_error>([&] { load_dataset("mnist", dir.path); },
+                                  {"test images are 1x4x4", "training images 1x2x5"});
+
+  // A class without images, without validation images, or without test images.
+  SplitOptions options;
+  options.num_tasks = 2;
+  ImageDataset no_images = synthetic_dataset(3, 10);
+  no_images.class_names.push_back("ghost");
+  check_error<std::invalid_argument>([&] { make_task_split(no_images, nullptr, options); },
+                                     {"class 3 ('ghost')", "0 training images"});
+  ImageDataset few = synthetic_dataset(4, 10);
+  // Class 3 keeps 4 of its 10 images: 10% of 4 rounds to no validation image.
+  for (int64_t i = 3, moved = 0; moved < 6; i += 4, ++moved) few.labels[i] = 0;
+  check_error<std::invalid_argument>([&] { make_task_split(few, nullptr, options); },
+                                     {"class 3", "too few for a validation share"});
+  const ImageDataset train = synthetic_dataset(4, 10);
+  ImageDataset test = synthetic_dataset(4, 2);
+  for (int64_t& label : test.labels) label = label == 2 ? 1 : label;
+  check_error<std::invalid_argument>([&] { make_task_split(train, &test, options); }, {"class 2", "no test images"});
+  BOOST_TEST(make_task_split(train, &train, options).tasks.size() == 2u);
+
+  // A class name with a line break would split in the one-name-a-line meta file.
+  ImageDataset broken = synthetic_dataset(2, 1, 3, 32);
+  broken.class_names[1] = "two\nlines";
+  fs::create_directories(dir.path / "meta");
+  check_error<std::invalid_argument>([&] { write_cifar_meta(dir.path / "meta", broken, CifarFormat::cifar10); },
+                                     {"two\nlines", "line break"});
+  BOOST_TEST(fs::is_empty(dir.path / "meta"));
+}
+
 BOOST_AUTO_TEST_CASE(fashion_mnist_from_debian_package, *boost::unit_test::precondition(fashion_mnist_present)) {
   const TrainTestData data = load_dataset("fashion-mnist", "");
   BOOST_TEST(data.train.size() == 60000);
@@ -609,7 +680,7 @@ BOOST_AUTO_TEST_CASE(task_splits_with_a_larger_first_task_explicit_orders_and_pr
   BOOST_TEST(split.tasks[1].classes.front() == 100);  // label order without shuffle
   BOOST_TEST(split.tasks[0].validation.size() == 100u);
 
-  const ImageDataset ten = synthetic_dataset(10, 4, 1, 1);
+  const ImageDataset ten = synthetic_dataset(10, 10, 1, 1);  // 10 a class: 10% validates
   options = SplitOptions{};
   options.num_tasks = 2;
   options.class_order = {9, 1, 5, 0};  // a subset, in this order
@@ -634,7 +705,7 @@ BOOST_AUTO_TEST_CASE(task_splits_with_a_larger_first_task_explicit_orders_and_pr
                  std::vector<int64_t>({8, 9}),
              boost::test_tools::per_element());
   BOOST_TEST(split_preset("split-cifar10").num_tasks == 5);
-  const ImageDataset hundred = synthetic_dataset(100, 2, 1, 1);
+  const ImageDataset hundred = synthetic_dataset(100, 10, 1, 1);
   const TaskSplit cifar100 = make_task_split(hundred, nullptr, split_preset("split-cifar100"));
   BOOST_TEST(cifar100.tasks.size() == 10u);
   BOOST_TEST(cifar100.tasks[9].classes.size() == 10u);

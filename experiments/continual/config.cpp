@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "experiments/common/tool.h"
 #include "layers/continual_model.h"
 
 namespace continual {
@@ -173,6 +174,7 @@ LrPlateau parse_lr_plateau(const std::string& text) {
 void validate(const RunConfig& c) {
   if (c.tasks < 1) bad("--tasks", "must be at least 1");
   if (c.first_task_classes < 0) bad("--first-task-classes", "must be >= 0");
+  tool::require_finite("--validation-fraction", c.validation_fraction);
   if (c.validation_fraction <= 0 || c.validation_fraction >= 1)
     bad("--validation-fraction", "must lie in (0, 1): early stopping needs validation images");
   if (c.train_limit < 0 || c.eval_limit < 0) bad("--train-limit/--eval-limit", "must be >= 0");
@@ -195,6 +197,7 @@ void validate(const RunConfig& c) {
       bad("--rank", std::to_string(c.ranks[i]) + " given twice");
   }
   if (c.rank_fc < 1) bad("--rank-fc", "must be at least 1");
+  tool::require_finite("--alpha", c.alpha);
   if (c.alpha <= 0) bad("--alpha", "must be positive");
   try {
     layers::parse_adapt(c.adapt);
@@ -204,11 +207,13 @@ void validate(const RunConfig& c) {
   if (c.epochs < 1) bad("--epochs", "must be at least 1");
   if (c.patience < 1) bad("--patience", "must be at least 1");
   if (c.batch < 1) bad("--batch", "must be at least 1");
+  tool::require_finite("--lr", c.lr);
   if (!(c.lr > 0)) bad("--lr", "must be positive");
+  tool::require_finite("--weight-decay", c.weight_decay);
   if (c.weight_decay < 0) bad("--weight-decay", "must be >= 0");
   if (c.optimizer != "adam" && c.optimizer != "adamw" && c.optimizer != "sgd")
     bad("--optimizer", "adam, adamw or sgd");
-  if (c.threads < 0) bad("--threads", "must be >= 0");
+  tool::require_range("--threads", c.threads, 0, tool::kMaxThreads);
   if (c.device != "cpu" && c.device != "cuda") bad("--device", "cpu or cuda");
   if (c.image_size != 0 && c.image_size < 8) bad("--image-size", "must be 0 (the data set's size) or at least 8");
   if (!one_of(c.normalize, {"dataset", "imagenet"})) bad("--normalize", "dataset or imagenet");
@@ -237,6 +242,12 @@ void validate(const RunConfig& c) {
     bad("--normalize imagenet", "needs RGB images, but --dataset " + c.dataset + " is greyscale");
   if (c.class_order == "study" && c.dataset != "cifar100" && c.dataset != "folder")
     bad("--class-order study", "is CIFAR-100's order of 100 classes, but --dataset is " + c.dataset);
+  // One batch of input images as float32 (at most 3 channels; the network's
+  // activations are larger still): sizes no machine holds are refused here,
+  // before the data set is read. Without --image-size, images are at most 32x32.
+  const double side = static_cast<double>(c.image_size != 0 ? c.image_size : 32);
+  tool::require_memory("--batch/--image-size", 4.0 * 3 * static_cast<double>(c.batch) * side * side,
+                       "a batch of input images");
 }
 
 nlohmann::json setting_json(const RunConfig& c) {

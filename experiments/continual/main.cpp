@@ -15,6 +15,7 @@
 #include "experiments/continual/merge.h"
 #include "experiments/continual/progress.h"
 #include "experiments/continual/run.h"
+#include "experiments/common/tool.h"
 
 int main(int argc, char** argv) {
   using namespace continual;
@@ -31,24 +32,11 @@ int main(int argc, char** argv) {
   CLI::App* merge = app.add_subcommand("merge", "combine the cell files of a sharded sweep in OUT_DIR into "
                                                 "results.json, summary.md, CSVs and plots");
   merge->add_option("OUT_DIR", merge_dir, "the --out directory of the shards")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
-    std::cerr << "continual: " << e.what() << "\n(see continual --help)\n";
-    return 2;
-  }
-  try {
+  return tool::run_main("continual", app, argc, argv, [&] {
     if (merge->parsed())
       std::cout << merge_sweep(merge_dir) << "\nresults in " << merge_dir.string() << "\n";
     else
       run_sweep(config, std::cout, std::cerr, progress_on_terminal());
     return 0;
-  } catch (const UsageError& e) {
-    std::cerr << "continual: " << e.what() << "\n(see continual --help)\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "continual: " << e.what() << "\n";
-    return 1;
-  }
+  });
 }

@@ -1,10 +1,15 @@
 #include "experiments/continual/run.h"
 
+#include <chrono>
+#include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <new>
 #include <optional>
 
 #include "engine/backend.h"
 #include "engine/distributed.h"
+#include "engine/io.h"
 #include "engine/parallel.h"
 #include "experiments/continual/cell_result.h"
 #include "experiments/continual/checkpoint.h"
@@ -13,12 +18,17 @@
 #include "experiments/continual/sweep.h"
 #include "experiments/continual/task_data.h"
 #include "experiments/continual/trainer.h"
+#include "experiments/common/tool.h"
 
 namespace continual {
 
 namespace fs = std::filesystem;
 
 namespace {
+
+// A temporary file whose writer is gone and that has not changed for this long
+// is a leftover of a killed run (engine::remove_abandoned_temporaries).
+constexpr std::chrono::seconds kAbandonedAfter{60};
 
 std::string sweep_title(const RunConfig& c, const TaskData& data) {
   return "Split " + c.dataset + ", " + std::to_string(data.split.tasks.size()) + " tasks, " + c.arch + ", " +
@@ -32,6 +42,48 @@ std::optional<std::string> env_without_mpi(const std::string& name) {
   return name.starts_with("SLURM_") ? process_env(name) : std::nullopt;
 }
 
+// Refuses, before anything is written, every cell that could not be built:
+// each method's network (--arch, --init, --adapt against the network) and its
+// first task, after an estimate of the memory its adapters need (--rank,
+// --rank-fc) against the machine's.
+void build_every_method_once(const RunConfig& c, const TaskData& data) {
+  const auto tasks = static_cast<double>(data.split.tasks.size());
+  for (const std::string& method : c.methods) {
+    const std::string flags = "--method " + method + " (--arch " + c.arch + ", --adapt " + c.adapt +
+                              (c.init.empty() ? "" : ", --init " + c.init.string()) + ")";
+    const auto named = [&](const std::function<void()>& step) {
+      try {
+        step();
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(flags + ": " + e.what());
+      } catch (const std::bad_alloc&) {
+        throw;
+      } catch (const std::exception& e) {
+        throw std::runtime_error(flags + ": " + e.what());
+      }
+    };
+    // The largest rank of the sweep bounds the memory of all of them.
+    const int64_t rank = *std::max_element(c.ranks.begin(), c.ranks.end());
+    std::unique_ptr<Learner> learner;
+    named([&] { learner = make_learner(c, method, data, c.seeds.front(), rank); });
+    // Upper bound: an adapter of --rank on every conv weight (OC,C,K,K):
+    // rank*K*K*(OC+C), of --rank-fc on every dense one (OUT,IN): rank_fc*(OUT+IN);
+    // per task stored, and with gradient, optimiser moments and best copy
+    // (5 floats) for the task in training; the base network 5 times too.
+    double base = 0, adapters = 0;
+    for (const auto& [name, t] : learner->state()) {
+      base += static_cast<double>(t.numel());
+      const auto dim = [&](int64_t d) { return static_cast<double>(t.dim(d)); };
+      if (t.ndim() == 4) adapters += static_cast<double>(rank) * dim(2) * dim(3) * (dim(0) + dim(1));
+      if (t.ndim() == 2) adapters += static_cast<double>(c.rank_fc) * (dim(0) + dim(1));
+    }
+    tool::require_memory("--rank/--rank-fc", 4.0 * (5 * base + (tasks + 5) * adapters),
+                         c.arch + " with adapters of these ranks on every layer for " +
+                             std::to_string(data.split.tasks.size()) + " tasks");
+    named([&] { learner->begin_task(0, data.split.tasks.front().classes); });
+  }
+}
+
 void run_cells(const RunConfig& c, const Shard& shard, engine::Communicator& comm, std::ostream& out,
                std::ostream& log, bool terminal) {
   const bool writes = comm.rank() == 0;  // only rank 0 writes files and the summary
@@ -42,6 +94,10 @@ void run_cells(const RunConfig& c, const Shard& shard, engine::Communicator& com
   log << c.dataset << ": " << data.split.tasks.size() << " tasks, " << data.data.train.size()
       << " training images; reporting " << data.eval_split() << " accuracy"
       << (data.split.has_test ? "" : " (the data set has no test split)") << "\n";
+  build_every_method_once(c, data);
+  if (writes)
+    for (const fs::path& path : engine::remove_abandoned_temporaries(c.out, kAbandonedAfter))
+      log << "removed " << path.string() << " (a temporary file of an interrupted run)\n";
   const nlohmann::json setting = setting_json(c);
   if (writes)
     write_sweep_record(c.out, {config_json(c), setting, data.identity, sweep_title(c, data), cell_labels(cells), cells});

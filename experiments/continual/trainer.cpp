@@ -32,6 +32,7 @@ uint64_t task_stream(uint64_t seed, uint64_t purpose, int64_t task) {
 namespace {
 
 enum Purpose : uint64_t { kBatches = 2 };
+constexpr const char* kSettings = "settings";  // the checkpoint progress's entry of resume_record
 constexpr int64_t kEvalBatch = 256;
 
 // The training loop's state between epochs: what a checkpoint's "progress" holds.
@@ -207,6 +208,34 @@ std::string format(const char* pattern, double value) {
   return buffer;
 }
 
+// What decides a cell's numbers, kept in its checkpoint so that --resume never
+// continues one made with other settings: the setting's flags, the method,
+// the seed and the data (files, sizes, split).
+json resume_record(const RunConfig& c, const TaskData& data, const CellRun& run) {
+  json record = setting_json(c);
+  record["method"] = run.method;
+  record["seed"] = run.seed;
+  record["data"] = data.identity;
+  return record;
+}
+
+// Throws, naming every entry that differs, when the checkpoint was made with
+// other settings than `current`.
+void check_resume_record(const Checkpoint& checkpoint, const json& current, const std::filesystem::path& path) {
+  const json* saved = checkpoint.progress.contains(kSettings) ? &checkpoint.progress.at(kSettings) : nullptr;
+  if (!saved || !saved->is_object())
+    throw std::runtime_error(path.string() + ": --resume: the checkpoint does not record its settings (written by an "
+                             "older version); delete it to start the cell afresh");
+  std::string differ;
+  for (const auto& [key, value] : current.items())
+    if (!saved->contains(key) || saved->at(key) != value) differ += (differ.empty() ? "" : ", ") + key;
+  for (const auto& [key, value] : saved->items())
+    if (!current.contains(key)) differ += (differ.empty() ? "" : ", ") + key;
+  if (!differ.empty())
+    throw std::runtime_error(path.string() + ": --resume: the checkpoint was made with other settings (" + differ +
+                             " differ); run with the same settings, or delete it to start the cell afresh");
+}
+
 }  // namespace
 
 CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner, const CellRun& run) {
@@ -226,7 +255,15 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
   LoopState s;
   std::optional<Checkpoint> checkpoint = run.resume ? load_checkpoint(checkpoint_path) : std::nullopt;
   std::vector<Tensor> trainable;
+  const json settings = resume_record(c, data, run);
+  const auto progress_record = [&](const LoopState& state) {
+    json record = to_json(state);
+    record[kSettings] = settings;
+    return record;
+  };
+  bool checkpointed = checkpoint.has_value();  // a good checkpoint of this run is on disk
   if (checkpoint) {
+    check_resume_record(*checkpoint, settings, checkpoint_path);
     try {
       s = loop_state_from_json(checkpoint->progress);
     } catch (const json::exception& e) {
@@ -315,7 +352,8 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
           throw std::runtime_error(name + ": loss is " + format("%f", value) + " at task " + std::to_string(t + 1) +
                                    ", epoch " + std::to_string(s.epoch + 1) + ", batch " +
                                    std::to_string(batch_index + 1) + "; training stopped (try a lower --lr). " +
-                                   "The last good checkpoint is kept: " + checkpoint_path.string());
+                                   (checkpointed ? "The last good checkpoint is kept: " + checkpoint_path.string()
+                                                 : std::string("No checkpoint was written yet.")));
         if (loss) {
           // The mean over ranks of the slices' mean gradients is the batch's
           // mean gradient when the slices are equal; else each weighs P * part / n.
@@ -368,7 +406,8 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
                            optimizer->lr(), epoch_seconds});
       progress.finish("val " + format("%.4f", val) + (s.best_epoch == s.epoch ? " (best)" : ""));
       s.counters = learner.counters();
-      if (rank == 0) save_checkpoint(checkpoint_path, {to_json(s), learner.state(), best, optimizer->state()});
+      if (rank == 0) save_checkpoint(checkpoint_path, {progress_record(s), learner.state(), best, optimizer->state()});
+      checkpointed = true;
     }
 
     // Best weights back, then the row of R: every task seen so far, with its task id.
@@ -395,7 +434,7 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
     s.task = t + 1;
     s.epoch = 0;
     s.counters = learner.counters();
-    if (rank == 0) save_checkpoint(checkpoint_path, {to_json(s), learner.state(), {}, {}});
+    if (rank == 0) save_checkpoint(checkpoint_path, {progress_record(s), learner.state(), {}, {}});
   }
 
   CellResult result;
