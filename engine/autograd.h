@@ -1,14 +1,27 @@
 // Define-by-run reverse-mode autograd, as in micrograd.
 //
 // An op whose inputs require grad (and grad mode is on) gives its output a Node
-// holding the inputs and a backward function. Tensor::backward() on a scalar
-// orders the graph topologically (iteratively: deep graphs must not overflow
-// the stack), seeds d(out)/d(out) = 1 and calls each node's backward in
-// reverse order. A backward function reads the gradient of its output and
-// accumulates into its inputs' gradients through grad_buffer(); it skips inputs
-// that do not require grad, so frozen weights cost no weight-gradient work.
-// After backward the nodes are released and intermediate gradients dropped;
-// only leaves (parameters, inputs marked requires_grad) keep .grad.
+// holding the inputs that require grad and a backward function.
+// Tensor::backward() on a scalar orders the graph topologically (iteratively:
+// deep graphs must not overflow the stack), adds d(out)/d(out) = 1 to the
+// scalar's gradient and calls each node's backward in reverse order. A backward
+// function reads the gradient of its output and accumulates into its inputs'
+// gradients through grad_buffer(); it skips inputs that do not require grad, so
+// frozen weights cost no weight-gradient work.
+//
+// Semantics, as PyTorch's without retain_graph:
+// - Each node is released right after its backward runs (its closure, saved
+//   tensors and the output's gradient), so activations are freed as backward
+//   walks down the graph; only leaves (parameters, inputs marked requires_grad)
+//   keep .grad, and gradients accumulate across backward calls until zero_grad.
+// - A second backward through a released node is an error ("trying to backward
+//   through the graph a second time"): run the forward again instead.
+// - A tensor an op saved for its backward must not be written in place (copy_,
+//   an optimiser step) before that backward: every in-place write bumps its
+//   storage's version, and backward refuses, naming the op, before touching any
+//   gradient.
+// - Dropping a graph without backward frees it iteratively (~Node), so a chain
+//   of millions of ops cannot overflow the stack.
 #pragma once
 
 #include <functional>
@@ -19,11 +32,25 @@
 
 namespace engine {
 
+// A tensor whose values a backward function reads, with the version of its
+// storage when the forward saved it.
+struct SavedVersion {
+  std::shared_ptr<const Storage> storage;
+  uint64_t version = 0;
+  Shape shape;  // for the error message
+};
+
 struct Node {
   std::string op;              // for error messages and debugging
-  std::vector<Tensor> inputs;  // in the order the op received them
+  std::vector<Tensor> inputs;  // those that require grad, in the op's order
+  std::vector<SavedVersion> saved;
   // Called with the gradient of the op's output (same shape as the output).
   std::function<void(const Tensor& dy)> backward;
+
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  ~Node();
 };
 
 // True unless a NoGradGuard is alive on this thread.
@@ -45,9 +72,17 @@ class NoGradGuard {
 bool needs_grad(std::initializer_list<const Tensor*> inputs);
 
 // Makes `output` the result of a recorded op: sets requires_grad and grad_fn.
+// `inputs` are the op's tensor arguments (undefined ones and those that do not
+// require grad are left out of the graph); `saved` lists the tensors whose
+// values `backward` reads, checked against in-place writes when it runs.
 // Call only when needs_grad(...) is true.
 void record(Tensor& output, std::string op, std::vector<Tensor> inputs,
-            std::function<void(const Tensor& dy)> backward);
+            const std::vector<Tensor>& saved, std::function<void(const Tensor& dy)> backward);
+
+// t when it requires grad, else an undefined Tensor: what a backward function
+// captures for an input it only accumulates into, so that it holds nothing
+// for inputs that get no gradient.
+Tensor grad_target(const Tensor& t);
 
 // The gradient buffer of t, allocated as zeros (same shape, dtype, device) on
 // first use. Backward functions accumulate into it.

@@ -66,6 +66,7 @@ void Optimizer::step() {
     if (!grad.defined()) continue;  // no gradient this step: frozen or unused
     ++states_[i].step;
     update(params_[i], grad, states_[i]);
+    params_[i].bump_version("an optimiser step");
   }
 }
 

@@ -1,9 +1,12 @@
-// Thread control for the CPU backend. One setting drives both OpenMP (our own
-// loops) and OpenBLAS, so the two never oversubscribe the cores.
+// Thread control for the CPU backend: the number of OpenMP threads, which run
+// our own loops and split every GEMM into bands. OpenBLAS itself always runs
+// single-threaded (the CPU backend sets it once, see CpuKernels::gemm), so
+// this one setting decides how many cores the engine uses.
 //
-// Determinism: parallel loops only split work whose outputs are disjoint, and
-// every reduction runs in a fixed order inside one iteration, so results are
-// bit-identical for any thread count.
+// Determinism, the one condition every CPU kernel keeps: parallel loops only
+// split work whose outputs are disjoint, and each output (a reduction, a GEMM
+// band) is computed in an order that depends on the shapes alone, never on the
+// thread count. So results are bit-identical for any number of threads.
 #pragma once
 
 namespace engine {

@@ -1,5 +1,6 @@
 #include "engine/tensor.h"
 
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -21,13 +22,23 @@ std::string to_string(const Shape& shape) {
 
 size_t dtype_size(DType dtype) { return dtype == DType::f32 ? 4 : 8; }
 
+// Refuses shapes whose non-zero dimensions multiply past int64 (a 0 elsewhere
+// does not make (0, 2^62, 4) sane: such a shape comes from a corrupt header).
 int64_t shape_numel(const Shape& shape) {
-  int64_t n = 1;
+  int64_t nonzero = 1;
+  bool empty = false;
   for (int64_t d : shape) {
     if (d < 0) throw std::invalid_argument("negative dimension in shape " + to_string(shape));
-    n *= d;
+    if (d == 0) {
+      empty = true;
+    } else if (nonzero > std::numeric_limits<int64_t>::max() / d) {
+      throw std::invalid_argument("shape " + to_string(shape) +
+                                  " has more elements than an int64 can count");
+    } else {
+      nonzero *= d;
+    }
   }
-  return n;
+  return empty ? 0 : nonzero;
 }
 
 Storage::Storage(size_t bytes_, Device device_) : bytes(bytes_), device(device_) {
@@ -42,7 +53,11 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
-  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), device);
+  const int64_t numel = shape_numel(shape);
+  if (static_cast<uint64_t>(numel) > std::numeric_limits<size_t>::max() / dtype_size(dtype))
+    throw std::invalid_argument("shape " + to_string(shape) + " of " + to_string(dtype) +
+                                " needs more bytes than a size_t can count");
+  impl->storage = std::make_shared<Storage>(static_cast<size_t>(numel) * dtype_size(dtype), device);
   return Tensor(std::move(impl));
 }
 
@@ -182,7 +197,16 @@ void Tensor::copy_(const Tensor& src) {
   dispatch_dtype(dtype(), [&]<class T>() {
     backend(device()).kernels<T>().copy(data<T>(), src.data<T>(), numel());
   });
+  bump_version("copy_");
 }
+
+void Tensor::bump_version(const char* op) {
+  Storage& storage = *checked(impl_).storage;
+  ++storage.version;
+  storage.last_writer = op;
+}
+
+uint64_t Tensor::version() const { return checked(impl_).storage->version; }
 
 bool Tensor::requires_grad() const { return checked(impl_).requires_grad; }
 

@@ -35,6 +35,9 @@ template <> constexpr DType dtype_of<float>() { return DType::f32; }
 template <> constexpr DType dtype_of<double>() { return DType::f64; }
 
 // Raw bytes owned by one device's allocator; freed through the same allocator.
+// `version` counts in-place writes (Tensor::bump_version) to these bytes, seen
+// through any alias (reshape, detach): backward refuses to read a tensor
+// written after its forward saved it.
 struct Storage {
   Storage(size_t bytes, Device device);
   ~Storage();
@@ -44,6 +47,8 @@ struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
   Device device = Device::cpu;
+  uint64_t version = 0;
+  const char* last_writer = "";  // the in-place op that last bumped version
 };
 
 struct Node;  // autograd.h
@@ -54,11 +59,13 @@ struct TensorImpl {
   DType dtype = DType::f32;
   std::shared_ptr<Storage> storage;
   // Autograd state. grad is allocated lazily by the first backward that reaches
-  // this tensor; grad_fn is set on outputs of recorded ops and cleared once
-  // backward has consumed it (the graph is freed after backward).
+  // this tensor; grad_fn is set on outputs of recorded ops and released once
+  // backward has run it, leaving its op's name in released_op so that a second
+  // backward through this tensor is refused rather than treating it as a leaf.
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;
   std::shared_ptr<Node> grad_fn;
+  std::string released_op;
 };
 
 class Tensor {
@@ -104,6 +111,10 @@ class Tensor {
   Tensor detach() const;
   // Overwrites this tensor's contents with src's (same shape and dtype).
   void copy_(const Tensor& src);
+  // Every in-place write calls this (copy_, optimiser steps, batch norm's
+  // running statistics): `op` names the writer in autograd's error message.
+  void bump_version(const char* op);
+  uint64_t version() const;
 
   // Autograd.
   bool requires_grad() const;

@@ -4,6 +4,8 @@
 //      padding 1), and as a fraction of the SGEMM figure.
 //   3. Training-step throughput (images/s, batch 64, Adam) of a small CNN on
 //      32x32x3 input, built directly from engine ops.
+// With --models, also the training step of layers-built sena32 and vgg19_bn,
+// with its peak resident memory (Linux's VmHWM, experiments/continual/peak_memory.h).
 // With --data-parallel, only 3., as one of the ranks of an mpirun launch: each
 // of the P ranks takes 64/P images of the batch and gradients are averaged
 // (engine/distributed.h) before each step; rank 0 prints the figure.
@@ -32,6 +34,7 @@
 #include "engine/random.h"
 #include "experiments/common/cli.h"
 #include "experiments/common/tool.h"
+#include "experiments/continual/peak_memory.h"
 #include "layers/models.h"
 
 using namespace engine;
@@ -150,9 +153,15 @@ double train_images_per_s(Device device, int64_t batch, int reps, Communicator& 
   return static_cast<double>(batch) / seconds;
 }
 
-// Images per second of a full training step (forward, cross-entropy, backward,
-// Adam) of a model built by the layers library, e.g. "vgg19_bn_compact" on (batch,3,32,32).
-double model_train_images_per_s(Device device, const std::string& arch, int64_t batch, int reps) {
+struct ModelStep {
+  double images_per_s = 0;
+  double peak_rss_mib = 0;  // of one step after the timed ones (0 where unknown)
+};
+
+// Images per second and peak memory of a full training step (forward,
+// cross-entropy, backward, Adam) of a model built by the layers library, e.g.
+// "vgg19_bn_compact" on (batch,3,32,32).
+ModelStep model_train_step(Device device, const std::string& arch, int64_t batch, int reps) {
   Generator gen(4);
   std::shared_ptr<layers::Sequential> model =
       layers::make_model(arch, layers::InputShape{32, 32, 3}, 10, layers::ModelInit{4, true});
@@ -162,12 +171,17 @@ double model_train_images_per_s(Device device, const std::string& arch, int64_t 
   const Tensor x = random_tensor({batch, 3, 32, 32}, gen, device);
   std::vector<int64_t> labels(static_cast<size_t>(batch));
   for (int64_t& label : labels) label = static_cast<int64_t>(gen.below(10));
-  const double seconds = best_seconds(device, reps, [&] {
+  const auto step = [&] {
     optimizer.zero_grad();
     cross_entropy(model->forward(x), labels).backward();
     optimizer.step();
-  });
-  return static_cast<double>(batch) / seconds;
+  };
+  ModelStep result;
+  result.images_per_s = static_cast<double>(batch) / best_seconds(device, reps, step);
+  continual::reset_peak_memory();
+  step();
+  result.peak_rss_mib = static_cast<double>(continual::peak_memory_bytes()) / (1 << 20);
+  return result;
 }
 
 // --data-parallel: the training figure alone, printed by rank 0.
@@ -274,11 +288,14 @@ int main(int argc, char** argv) {
       const int64_t model_batch = 128;
       out["models_train_batch"] = model_batch;
       for (const std::string arch : {"sena32", "vgg19_bn_compact"}) {
-        const double rate = model_train_images_per_s(device, arch, model_batch, quick ? 2 : 5);
-        out["models_train_images_per_s"][arch] = rate;
+        const ModelStep r = model_train_step(device, arch, model_batch, quick ? 2 : 5);
+        out["models_train_images_per_s"][arch] = r.images_per_s;
+        out["models_train_step_peak_rss_mib"][arch] = r.peak_rss_mib;
         if (!as_json) {
-          std::printf("%s training step (32x32x3, batch %lld, Adam): %.0f images/s\n",
-                      arch.c_str(), static_cast<long long>(model_batch), rate);
+          std::printf("%s training step (32x32x3, batch %lld, Adam): %.0f images/s, "
+                      "peak RSS %.0f MiB\n",
+                      arch.c_str(), static_cast<long long>(model_batch), r.images_per_s,
+                      r.peak_rss_mib);
           std::fflush(stdout);
         }
       }

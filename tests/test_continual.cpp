@@ -81,10 +81,11 @@ CellResult run_method(const RunConfig& c, const std::string& method, uint64_t se
 }
 
 // Wraps a learner and breaks it on the n-th training forward: throws (a
-// killed process) or returns NaN logits (a diverged run).
+// killed process), returns NaN logits or runs with a NaN in its first
+// convolution's weight (a diverged run).
 class FaultyLearner final : public Learner {
  public:
-  enum class Fault { kill, nan };
+  enum class Fault { kill, nan, nan_weight };
   FaultyLearner(std::unique_ptr<Learner> inner, int64_t fail_at, Fault fault)
       : inner_(std::move(inner)), fail_at_(fail_at), fault_(fault) {}
   std::vector<engine::Tensor> begin_task(int64_t task, const std::vector<int64_t>& classes) override {
@@ -92,8 +93,9 @@ class FaultyLearner final : public Learner {
   }
   NewParams new_params(int64_t task) const override { return inner_->new_params(task); }
   engine::Tensor forward(const engine::Tensor& images, int64_t task, bool training) override {
+    if (training && fault_ == Fault::nan_weight && calls_ + 1 == fail_at_) poison_first_conv();
     engine::Tensor logits = inner_->forward(images, task, training);
-    if (training && ++calls_ == fail_at_) {
+    if (training && ++calls_ == fail_at_ && fault_ != Fault::nan_weight) {
       if (fault_ == Fault::kill) throw std::runtime_error("simulated kill");
       return engine::mul_scalar(logits, std::numeric_limits<double>::quiet_NaN());
     }
@@ -105,6 +107,15 @@ class FaultyLearner final : public Learner {
   void load_counters(const std::vector<std::pair<std::string, uint64_t>>& c) override { inner_->load_counters(c); }
 
  private:
+  void poison_first_conv() {
+    for (auto& [name, tensor] : inner_->state())
+      if (tensor.ndim() == 4) {
+        tensor.data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
+        return;
+      }
+    BOOST_FAIL("no convolution weight to poison");
+  }
+
   std::unique_ptr<Learner> inner_;
   int64_t fail_at_, calls_ = 0;
   Fault fault_;
@@ -204,6 +215,24 @@ BOOST_AUTO_TEST_CASE(nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoin
   BOOST_TEST(checkpoint->progress.at("epoch") == 1);
   for (const auto& [name, tensor] : checkpoint->model)
     for (float v : tensor.to_float_vector()) BOOST_REQUIRE(std::isfinite(v));
+}
+
+BOOST_AUTO_TEST_CASE(nan_weight_reaches_the_loss_and_stops_training,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  // The NaN must pass relu and pooling (it did not when relu(NaN) was 0).
+  TempDir dir("nan-weight");
+  const RunConfig c = small_config(dir.path);
+  auto faulty = std::make_unique<FaultyLearner>(make_learner(c, "naive", small_data(), 0),
+                                                kBatchesPerEpoch + 2, FaultyLearner::Fault::nan_weight);
+  std::ostringstream log;
+  try {
+    train_cell(c, small_data(), *faulty, {"naive", 0, false, &log, false});
+    BOOST_FAIL("a NaN weight did not stop training");
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    BOOST_TEST(what.find("loss is nan") != std::string::npos, what);
+    BOOST_TEST(what.find("epoch 2, batch 2") != std::string::npos, what);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(two_shards_merged_equal_one_process,

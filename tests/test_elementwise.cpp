@@ -3,6 +3,9 @@
 #define BOOST_TEST_MODULE elementwise
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
+#include <limits>
+
 #include "engine/ops.h"
 #include "tests/gradcheck.h"
 
@@ -84,6 +87,19 @@ BOOST_AUTO_TEST_CASE(broadcast_values) {
   BOOST_TEST(sum(a, 0).to_double_vector() == std::vector<double>({5, 7, 9}), boost::test_tools::per_element());
   BOOST_TEST(sum(a, 1, true).shape() == Shape({2, 1}));
   BOOST_TEST(mean(a).item() == 3.5);
+}
+
+BOOST_AUTO_TEST_CASE(relu_propagates_nan) {
+  // As PyTorch: a NaN (a diverged weight upstream) must reach the loss, not become 0.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (DType dtype : {DType::f32, DType::f64}) {
+    const std::vector<double> x{nan, -1, 0, 2};
+    const std::vector<double> y =
+        relu(Tensor::from_vector({4}, std::span<const double>(x)).to(dtype)).to_double_vector();
+    BOOST_TEST(std::isnan(y[0]));
+    BOOST_TEST((std::vector<double>(y.begin() + 1, y.end()) == std::vector<double>({0, 0, 2})),
+               boost::test_tools::per_element());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(gradcheck_unary_and_reductions) {

@@ -1,7 +1,11 @@
 #define BOOST_TEST_MODULE tensor
 #include <boost/test/unit_test.hpp>
 
+#include <limits>
+#include <string>
+
 #include "engine/autograd.h"
+#include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "engine/tensor.h"
@@ -74,6 +78,23 @@ BOOST_AUTO_TEST_CASE(deep_graph_does_not_overflow_the_stack) {
   for (int i = 0; i < 100000; ++i) y = mul_scalar(y, 1.0);
   sum(y).backward();
   BOOST_TEST(x.grad().item() == 1.0);
+}
+
+BOOST_AUTO_TEST_CASE(sizes_past_int64_or_blas_ints_are_refused) {
+  const int64_t huge = std::numeric_limits<int64_t>::max();
+  BOOST_TEST(shape_numel({0, 5}) == 0);
+  // A 0 does not excuse the other dimensions (a corrupt .npz header, say).
+  BOOST_CHECK_EXCEPTION(shape_numel({0, huge, 4}), std::invalid_argument, [](const auto& e) {
+    return std::string(e.what()).find("(0, 9223372036854775807, 4)") != std::string::npos;
+  });
+  BOOST_CHECK_THROW(shape_numel({int64_t{1} << 32, int64_t{1} << 32}), std::invalid_argument);
+  BOOST_CHECK_THROW(Tensor::empty({int64_t{1} << 62, 1}, DType::f64), std::invalid_argument);
+  // OpenBLAS takes int sizes: 2^31 rows must be refused, not wrapped.
+  BOOST_CHECK_EXCEPTION(
+      backend(Device::cpu).kernels<float>().gemm(false, false, int64_t{1} << 31, 1, 1, 1.0f,
+                                                 nullptr, nullptr, 0.0f, nullptr),
+      std::invalid_argument,
+      [](const auto& e) { return std::string(e.what()).find("m=2147483648") != std::string::npos; });
 }
 
 BOOST_AUTO_TEST_CASE(generator_is_seeded_and_unbiased_enough) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -51,12 +52,22 @@ void CpuKernels<T>::transpose2d(T* out, const T* x, int64_t rows, int64_t cols) 
 // steps 3-5x slower). A product is cut into bands of C whose sizes depend on
 // the shape alone, never on the thread count, and each band is one OpenBLAS
 // call; threads share the bands (or, in a batch, the products). So every
-// element is computed by the same call whatever the thread count, and results
-// are bit-identical for any number of threads.
+// element is computed by the same call whatever the thread count, as
+// engine/parallel.h's determinism condition asks.
 constexpr int64_t kMinBand = 64;    // rows or columns of C per call, at least
 constexpr int64_t kMaxBands = 16;
 constexpr int64_t kBandAlign = 64;  // keeps micro-kernel tiles aligned as in one call
 constexpr double kSplitGemmFlops = 1 << 22;
+
+// cblas takes int sizes: refuse a product whose sizes do not fit rather than
+// let them wrap. Leading dimensions are among m, n, k, so these suffice.
+static void check_blas_sizes(int64_t m, int64_t n, int64_t k) {
+  constexpr int64_t limit = std::numeric_limits<int>::max();
+  if (m > limit || n > limit || k > limit)
+    throw std::invalid_argument("gemm: sizes m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                                " k=" + std::to_string(k) + " exceed OpenBLAS's 32-bit int (" +
+                                std::to_string(limit) + ")");
+}
 
 // One single-threaded OpenBLAS product, row-major, explicit leading dimensions.
 template <class T>
@@ -73,6 +84,7 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T al
 template <class T>
 void CpuKernels<T>::gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
                          const T* a, const T* b, T beta, T* c) const {
+  check_blas_sizes(m, n, k);
   if (m == 0 || n == 0) return;
   const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
   // Bands along the longer side of C.
@@ -109,6 +121,7 @@ void CpuKernels<T>::gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, 
   // then run serially); otherwise each product's bands are shared. Two loops,
   // not an `if` clause: an inactive outer region would make every gemm's
   // region a nested team, created afresh each call.
+  check_blas_sizes(m, n, k);  // here, outside the parallel loop, where it may throw
   if (batch >= omp_get_max_threads() && !omp_in_parallel()) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < batch; ++i)

@@ -183,12 +183,12 @@ struct Scale {
   ENGINE_HOST_DEVICE void operator()(int64_t i) const { x[i] *= alpha; }
 };
 
-// y = max(x, 0)
+// y = max(x, 0); NaN stays NaN (as PyTorch), so diverging weights reach the loss.
 template <class T>
 struct ReluForward {
   const T* x;
   T* y;
-  ENGINE_HOST_DEVICE void operator()(int64_t i) const { y[i] = x[i] > T(0) ? x[i] : T(0); }
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const { y[i] = x[i] <= T(0) ? T(0) : x[i]; }
 };
 
 // dx += dy * (x > 0)

@@ -52,8 +52,10 @@ Tensor batch_norm_train(const Tensor& x, const Tensor& gamma, const Tensor& beta
         static_cast<T>(eps), static_cast<T>(momentum), data_or_null<T>(running_mean),
         data_or_null<T>(running_var), save_mean.data<T>(), save_invstd.data<T>(), y.data<T>());
   });
+  for (Tensor* stats : {&running_mean, &running_var})
+    if (stats->defined()) stats->bump_version("batch_norm2d (running statistics)");
   if (!needs_grad({&x, &gamma, &beta})) return y;
-  record(y, "batch_norm2d", {x, gamma, beta},
+  record(y, "batch_norm2d", {x, gamma, beta}, {x, gamma},
          [x, gamma, beta, save_mean, save_invstd, n, c, hw](const Tensor& dy) {
     dispatch_dtype(dy.dtype(), [&]<class T>() {
       // dx, dgamma, dbeta accumulate; null skips those nobody needs.
@@ -86,7 +88,7 @@ Tensor batch_norm_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   // Copies: a later training-mode call may update the running statistics in
   // place before this backward runs.
   const Tensor mean = running_mean.clone(), var = running_var.clone();
-  record(y, "batch_norm2d_eval", {x, gamma, beta},
+  record(y, "batch_norm2d_eval", {x, gamma, beta}, {x, gamma},
          [x, gamma, beta, mean, var, eps, n, c, hw](const Tensor& dy) {
     dispatch_dtype(dy.dtype(), [&]<class T>() {
       const Kernels<T>& kern = backend(dy.device()).kernels<T>();

@@ -127,36 +127,42 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
   });
 
   if (needs_grad({&x, &weight, &bias})) {
-    record(y, "conv2d", {x, weight, bias}, [x, weight, bias, geo](const Tensor& dy) {
-      const bool need_dx = x.requires_grad(), need_dw = weight.requires_grad();
-      const bool need_db = bias.defined() && bias.requires_grad();
+    // dx reads W and dW reads x: keep each only for the gradient that reads it.
+    const Tensor x_value = weight.requires_grad() ? x : Tensor();
+    const Tensor weight_value = x.requires_grad() ? weight : Tensor();
+    record(y, "conv2d", {x, weight, bias}, {x_value, weight_value},
+           [x_grad = grad_target(x), weight_grad = grad_target(weight),
+            bias_grad = grad_target(bias), x_value, weight_value, geo](const Tensor& dy) {
+      const bool need_dx = x_grad.defined(), need_dw = weight_grad.defined();
+      const bool need_db = bias_grad.defined();
       const int64_t oc = geo.out_channels, p = geo.positions, patch = geo.patch;
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         const Kernels<T>& kern = backend(dy.device()).kernels<T>();
         // db (OC) += dy_n (OC, OH*OW) 1, image by image.
         if (need_db) {
           Tensor ones = Tensor::full({p}, 1.0, dy.dtype(), dy.device());
-          T* db = grad_buffer(bias).data<T>();
+          T* db = grad_buffer(bias_grad).data<T>();
           for (int64_t n = 0; n < geo.batch; ++n)
             kern.gemm(false, false, oc, 1, p, T(1), dy.data<T>() + n * oc * p, ones.data<T>(), T(1), db);
         }
         if (!need_dx && !need_dw) return;
         Tensor cols = Tensor::empty({geo.chunk * patch * p}, dy.dtype(), dy.device());
-        T* dw = need_dw ? grad_buffer(weight).data<T>() : nullptr;
-        T* dx = need_dx ? grad_buffer(x).data<T>() : nullptr;
+        T* dw = need_dw ? grad_buffer(weight_grad).data<T>() : nullptr;
+        T* dx = need_dx ? grad_buffer(x_grad).data<T>() : nullptr;
         for (int64_t first = 0; first < geo.batch; first += geo.chunk) {
           const int64_t b = std::min(geo.chunk, geo.batch - first);
           const T* dy_first = dy.data<T>() + first * oc * p;
           // dW (OC, C*KH*KW) += dy_n cols_n^T, image by image.
           if (need_dw) {
-            kern.im2col(geo.chunk_window(b), x.data<T>() + first * geo.image_size(), cols.data<T>());
+            kern.im2col(geo.chunk_window(b), x_value.data<T>() + first * geo.image_size(),
+                        cols.data<T>());
             for (int64_t n = 0; n < b; ++n)
               kern.gemm(false, true, oc, patch, p, T(1), dy_first + n * oc * p,
                         cols.data<T>() + n * patch * p, T(1), dw);
           }
           // dcols_n (C*KH*KW, OH*OW) = W^T dy_n, then the chunk's columns back onto dx.
           if (need_dx) {
-            kern.gemm_strided_batched(true, false, patch, p, oc, T(1), weight.data<T>(), 0,
+            kern.gemm_strided_batched(true, false, patch, p, oc, T(1), weight_value.data<T>(), 0,
                                       dy_first, oc * p, T(0), cols.data<T>(), patch * p, b);
             kern.col2im(geo.chunk_window(b), cols.data<T>(), dx + first * geo.image_size());
           }

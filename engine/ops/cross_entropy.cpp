@@ -43,7 +43,7 @@ Tensor cross_entropy(const Tensor& logits, std::span<const int64_t> labels,
   });
   Tensor y = Tensor::full({}, loss, logits.dtype(), logits.device());
   if (needs_grad({&logits})) {
-    record(y, "cross_entropy", {logits},
+    record(y, "cross_entropy", {logits}, {},
            [logits, log_probs, labels = std::vector<int64_t>(labels.begin(), labels.end()), n,
             k](const Tensor& dy) {
       // d(mean loss)/dlogits = (softmax - onehot) / N, times the incoming dy.

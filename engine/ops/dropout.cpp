@@ -21,7 +21,7 @@ Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t
                                                      x.data<T>(), mask.data<T>(), y.data<T>());
   });
   if (needs_grad({&x})) {
-    record(y, "dropout", {x}, [x, mask](const Tensor& dy) {
+    record(y, "dropout", {x}, {}, [x, mask](const Tensor& dy) {
       const Tensor masked = mul(dy, mask);  // dx += dy * mask
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         backend(dy.device()).kernels<T>().axpy(masked.numel(), T(1), masked.data<T>(),

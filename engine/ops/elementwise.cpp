@@ -92,26 +92,35 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
   const Shape out_shape = broadcast_shape(name, a.shape(), b.shape());
   Tensor y = apply_binary(op, a, b, out_shape);
   if (!needs_grad({&a, &b})) return y;
-  record(y, name, {a, b}, [op, a, b, out_shape](const Tensor& dy) {
+  // add and sub read no operand values; mul and div keep an operand only for
+  // a gradient that reads it.
+  const bool reads = op == BinaryOp::mul || op == BinaryOp::div;
+  const Tensor a_value = reads && b.requires_grad() ? a : Tensor();
+  const Tensor b_value = reads && (a.requires_grad() || op == BinaryOp::div) ? b : Tensor();
+  record(y, name, {a, b}, {a_value, b_value},
+         [op, da = grad_target(a), db = grad_target(b), a_value, b_value,
+          out_shape](const Tensor& dy) {
     switch (op) {
       case BinaryOp::add:  // da = dy, db = dy
-        if (a.requires_grad()) accumulate_reduced(a, dy, 1.0);
-        if (b.requires_grad()) accumulate_reduced(b, dy, 1.0);
+        if (da.defined()) accumulate_reduced(da, dy, 1.0);
+        if (db.defined()) accumulate_reduced(db, dy, 1.0);
         break;
       case BinaryOp::sub:  // da = dy, db = -dy
-        if (a.requires_grad()) accumulate_reduced(a, dy, 1.0);
-        if (b.requires_grad()) accumulate_reduced(b, dy, -1.0);
+        if (da.defined()) accumulate_reduced(da, dy, 1.0);
+        if (db.defined()) accumulate_reduced(db, dy, -1.0);
         break;
       case BinaryOp::mul:  // da = dy b, db = dy a
-        if (a.requires_grad()) accumulate_reduced(a, apply_binary(BinaryOp::mul, dy, b, out_shape), 1.0);
-        if (b.requires_grad()) accumulate_reduced(b, apply_binary(BinaryOp::mul, dy, a, out_shape), 1.0);
+        if (da.defined())
+          accumulate_reduced(da, apply_binary(BinaryOp::mul, dy, b_value, out_shape), 1.0);
+        if (db.defined())
+          accumulate_reduced(db, apply_binary(BinaryOp::mul, dy, a_value, out_shape), 1.0);
         break;
       case BinaryOp::div:  // da = dy / b, db = -dy a / b^2 = -(dy / b) * (a / b)
-        const Tensor dy_over_b = apply_binary(BinaryOp::div, dy, b, out_shape);
-        if (a.requires_grad()) accumulate_reduced(a, dy_over_b, 1.0);
-        if (b.requires_grad()) {
-          const Tensor a_over_b = apply_binary(BinaryOp::div, a, b, out_shape);
-          accumulate_reduced(b, apply_binary(BinaryOp::mul, dy_over_b, a_over_b, out_shape), -1.0);
+        const Tensor dy_over_b = apply_binary(BinaryOp::div, dy, b_value, out_shape);
+        if (da.defined()) accumulate_reduced(da, dy_over_b, 1.0);
+        if (db.defined()) {
+          const Tensor a_over_b = apply_binary(BinaryOp::div, a_value, b_value, out_shape);
+          accumulate_reduced(db, apply_binary(BinaryOp::mul, dy_over_b, a_over_b, out_shape), -1.0);
         }
         break;
     }
@@ -133,7 +142,7 @@ Tensor mul_scalar(const Tensor& x, double alpha) {
     backend(x.device()).kernels<T>().scale(y.numel(), static_cast<T>(alpha), y.data<T>());
   });
   if (needs_grad({&x})) {
-    record(y, "mul_scalar", {x}, [x, alpha](const Tensor& dy) {
+    record(y, "mul_scalar", {x}, {}, [x, alpha](const Tensor& dy) {
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         backend(dy.device()).kernels<T>().axpy(dy.numel(), static_cast<T>(alpha), dy.data<T>(),
                                                grad_buffer(x).data<T>());
@@ -150,7 +159,7 @@ Tensor relu(const Tensor& x) {
     backend(x.device()).kernels<T>().relu_forward(x.numel(), x.data<T>(), y.data<T>());
   });
   if (needs_grad({&x})) {
-    record(y, "relu", {x}, [x](const Tensor& dy) {
+    record(y, "relu", {x}, {x}, [x](const Tensor& dy) {
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         backend(dy.device()).kernels<T>().relu_backward(dy.numel(), x.data<T>(), dy.data<T>(),
                                                         grad_buffer(x).data<T>());

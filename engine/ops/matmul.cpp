@@ -20,16 +20,20 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     be.kernels<T>().gemm(false, false, m, n, k, T(1), a.data<T>(), b.data<T>(), T(0), y.data<T>());
   });
   if (needs_grad({&a, &b})) {
-    record(y, "matmul", {a, b}, [a, b, m, n, k](const Tensor& dy) {
+    // Each gradient reads the other operand: keep an operand only for a gradient.
+    const Tensor a_value = b.requires_grad() ? a : Tensor();
+    const Tensor b_value = a.requires_grad() ? b : Tensor();
+    record(y, "matmul", {a, b}, {a_value, b_value},
+           [da = grad_target(a), db = grad_target(b), a_value, b_value, m, n, k](const Tensor& dy) {
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         const Kernels<T>& kern = backend(dy.device()).kernels<T>();
         // da (M,K) += dy (M,N) b^T;  db (K,N) += a^T dy
-        if (a.requires_grad())
-          kern.gemm(false, true, m, k, n, T(1), dy.data<T>(), b.data<T>(), T(1),
-                    grad_buffer(a).data<T>());
-        if (b.requires_grad())
-          kern.gemm(true, false, k, n, m, T(1), a.data<T>(), dy.data<T>(), T(1),
-                    grad_buffer(b).data<T>());
+        if (da.defined())
+          kern.gemm(false, true, m, k, n, T(1), dy.data<T>(), b_value.data<T>(), T(1),
+                    grad_buffer(da).data<T>());
+        if (db.defined())
+          kern.gemm(true, false, k, n, m, T(1), a_value.data<T>(), dy.data<T>(), T(1),
+                    grad_buffer(db).data<T>());
       });
     });
   }
@@ -64,20 +68,24 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     }
   });
   if (needs_grad({&x, &weight, &bias})) {
-    record(y, "linear", {x, weight, bias},
-           [x, weight, bias, n, in, out](const Tensor& dy) {
+    // dx reads W and dW reads x: keep each only for the gradient that reads it.
+    const Tensor x_value = weight.requires_grad() ? x : Tensor();
+    const Tensor weight_value = x.requires_grad() ? weight : Tensor();
+    record(y, "linear", {x, weight, bias}, {x_value, weight_value},
+           [dx = grad_target(x), dw = grad_target(weight), db = grad_target(bias), x_value,
+            weight_value, n, in, out](const Tensor& dy) {
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         const Kernels<T>& kern = backend(dy.device()).kernels<T>();
         // dx (N,IN) += dy (N,OUT) W;  dW (OUT,IN) += dy^T x;  db (OUT) += column sums of dy
-        if (x.requires_grad())
-          kern.gemm(false, false, n, in, out, T(1), dy.data<T>(), weight.data<T>(), T(1),
-                    grad_buffer(x).data<T>());
-        if (weight.requires_grad())
-          kern.gemm(true, false, out, in, n, T(1), dy.data<T>(), x.data<T>(), T(1),
-                    grad_buffer(weight).data<T>());
-        if (bias.defined() && bias.requires_grad()) {
+        if (dx.defined())
+          kern.gemm(false, false, n, in, out, T(1), dy.data<T>(), weight_value.data<T>(), T(1),
+                    grad_buffer(dx).data<T>());
+        if (dw.defined())
+          kern.gemm(true, false, out, in, n, T(1), dy.data<T>(), x_value.data<T>(), T(1),
+                    grad_buffer(dw).data<T>());
+        if (db.defined()) {
           const int64_t dy_shape[2] = {n, out}, db_shape[2] = {1, out};
-          kern.sum_to(dy.data<T>(), dy_shape, grad_buffer(bias).data<T>(), db_shape, 2);
+          kern.sum_to(dy.data<T>(), dy_shape, grad_buffer(db).data<T>(), db_shape, 2);
         }
       });
     });

@@ -64,7 +64,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options) {
                                                       argmax_data);
   });
   if (needs_grad({&x})) {
-    record(y, "max_pool2d", {x}, [x, g, batch, argmax](const Tensor& dy) {
+    record(y, "max_pool2d", {x}, {}, [x, g, batch, argmax](const Tensor& dy) {
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         backend(dy.device()).kernels<T>().max_pool_backward(
             g, batch, dy.data<T>(), static_cast<const int64_t*>(argmax->data),
@@ -84,7 +84,7 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options) {
     backend(x.device()).kernels<T>().avg_pool_forward(g, batch, x.data<T>(), y.data<T>());
   });
   if (needs_grad({&x})) {
-    record(y, "avg_pool2d", {x}, [x, g, batch](const Tensor& dy) {
+    record(y, "avg_pool2d", {x}, {}, [x, g, batch](const Tensor& dy) {
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         backend(dy.device()).kernels<T>().avg_pool_backward(g, batch, dy.data<T>(),
                                                             grad_buffer(x).data<T>());
@@ -109,7 +109,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
                                                                x.data<T>(), y.data<T>());
   });
   if (needs_grad({&x})) {
-    record(y, "adaptive_avg_pool2d", {x}, [x, g, out_h, out_w, batch](const Tensor& dy) {
+    record(y, "adaptive_avg_pool2d", {x}, {}, [x, g, out_h, out_w, batch](const Tensor& dy) {
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         backend(dy.device()).kernels<T>().adaptive_avg_pool_backward(
             g, out_h, out_w, batch, dy.data<T>(), grad_buffer(x).data<T>());

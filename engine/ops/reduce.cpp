@@ -46,7 +46,7 @@ Tensor sum(const Tensor& x) {
     shape_error("sum", "at most " + std::to_string(kMaxDims) + " dimensions, got " + to_string(x.shape()));
   Tensor y = reshape(reduce_to(x, Shape(x.shape().size(), 1)).detach(), {});
   if (needs_grad({&x}))
-    record(y, "sum", {x}, [x](const Tensor& dy) { accumulate_broadcast(x, dy); });
+    record(y, "sum", {x}, {}, [x](const Tensor& dy) { accumulate_broadcast(x, dy); });
   return y;
 }
 
@@ -67,7 +67,7 @@ Tensor sum(const Tensor& x, int64_t dim, bool keepdim) {
   kept[d] = 1;
   Tensor y = reduce_to(x, kept);
   if (needs_grad({&x}))
-    record(y, "sum_dim", {x}, [x](const Tensor& dy) { accumulate_broadcast(x, dy); });
+    record(y, "sum_dim", {x}, {}, [x](const Tensor& dy) { accumulate_broadcast(x, dy); });
   if (keepdim) return y;
   Shape squeezed = x.shape();
   squeezed.erase(squeezed.begin() + d);

@@ -52,7 +52,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   impl->storage = x.impl()->storage;
   Tensor y(std::move(impl));
   if (needs_grad({&x}))
-    record(y, "reshape", {x}, [x](const Tensor& dy) { accumulate_same_size(x, dy); });
+    record(y, "reshape", {x}, {}, [x](const Tensor& dy) { accumulate_same_size(x, dy); });
   return y;
 }
 
@@ -73,7 +73,7 @@ Tensor transpose(const Tensor& x) {
     backend(x.device()).kernels<T>().transpose2d(y.data<T>(), x.data<T>(), rows, cols);
   });
   if (needs_grad({&x})) {
-    record(y, "transpose", {x}, [x, rows, cols](const Tensor& dy) {
+    record(y, "transpose", {x}, {}, [x, rows, cols](const Tensor& dy) {
       Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
       dispatch_dtype(x.dtype(), [&]<class T>() {
         backend(x.device()).kernels<T>().transpose2d(dx.data<T>(), dy.data<T>(), cols, rows);
@@ -120,10 +120,12 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
   bool any_grad = false;
   for (const Tensor& x : xs) any_grad = any_grad || needs_grad({&x});
   if (any_grad) {
-    record(y, "concat", xs, [xs, offsets, d, outer, inner, out_row](const Tensor& dy) {
-      for (size_t i = 0; i < xs.size(); ++i) {
-        const Tensor& x = xs[i];
-        if (!x.requires_grad()) continue;
+    std::vector<Tensor> targets;  // undefined for members that get no gradient
+    for (const Tensor& x : xs) targets.push_back(grad_target(x));
+    record(y, "concat", xs, {}, [targets, offsets, d, outer, inner, out_row](const Tensor& dy) {
+      for (size_t i = 0; i < targets.size(); ++i) {
+        const Tensor& x = targets[i];
+        if (!x.defined()) continue;
         const int64_t block = x.shape()[d] * inner;
         Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
         dispatch_dtype(x.dtype(), [&]<class T>() {
@@ -156,7 +158,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end) {
                                                  in_row, block, outer);
   });
   if (needs_grad({&x})) {
-    record(y, "slice", {x}, [x, outer, in_row, block, offset](const Tensor& dy) {
+    record(y, "slice", {x}, {}, [x, outer, in_row, block, offset](const Tensor& dy) {
       Tensor dx = Tensor::zeros(x.shape(), x.dtype(), x.device());
       dispatch_dtype(x.dtype(), [&]<class T>() {
         backend(x.device()).kernels<T>().copy_blocks(dx.data<T>() + offset, in_row,

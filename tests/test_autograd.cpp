@@ -1,0 +1,177 @@
+// Autograd semantics: a second backward through a released graph is refused,
+// a leaf's gradient accumulates, nodes (and the activations only they hold)
+// are freed as backward walks the graph, dropping a long graph takes constant
+// stack, and an in-place write to a tensor saved for backward is refused.
+#define BOOST_TEST_MODULE autograd
+#include <boost/test/unit_test.hpp>
+
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "engine/autograd.h"
+#include "engine/backend.h"
+#include "engine/ops.h"
+#include "engine/optim.h"
+#include "engine/tensor.h"
+
+using namespace engine;
+
+namespace {
+
+Tensor leaf(const Shape& shape, std::vector<double> values) {
+  Tensor t = Tensor::from_vector(shape, std::span<const double>(values));
+  t.set_requires_grad();
+  return t;
+}
+
+// Checks that `f` throws std::runtime_error whose message holds every part.
+template <class F>
+void check_refused(F&& f, std::initializer_list<const char*> parts) {
+  try {
+    f();
+    BOOST_FAIL("expected an error");
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    for (const char* part : parts) BOOST_TEST(what.find(part) != std::string::npos, what);
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(second_backward_through_a_shared_subgraph_is_refused) {
+  Tensor x = leaf({3}, {1, 2, 3});
+  Tensor h = mul(x, x);  // shared by both losses
+  Tensor first = sum(h), second = sum(mul_scalar(h, 3.0));
+  first.backward();
+  BOOST_TEST(x.grad().to_double_vector() == std::vector<double>({2, 4, 6}),
+             boost::test_tools::per_element());
+  // h's node was released by the first backward: going through it again would
+  // silently stop at h (x would get nothing from `second`).
+  check_refused([&] { second.backward(); }, {"second time", "mul", "(3)"});
+  BOOST_TEST(x.grad().to_double_vector() == std::vector<double>({2, 4, 6}),
+             boost::test_tools::per_element());
+  check_refused([&] { first.backward(); }, {"second time", "sum"});
+  // A fresh forward is fine.
+  sum(mul(x, x)).backward();
+  BOOST_TEST(x.grad().to_double_vector() == std::vector<double>({4, 8, 12}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(backward_on_a_leaf_scalar_accumulates) {
+  Tensor x = leaf({}, {5});
+  x.backward();
+  x.backward();
+  BOOST_TEST(x.grad().item() == 2.0);
+  sum(mul_scalar(x, 3.0)).backward();
+  BOOST_TEST(x.grad().item() == 5.0);
+}
+
+// A probe op: identity forward; its backward reports whether `watched` (an
+// activation downstream of it) has been freed by the time it runs.
+Tensor probe(const Tensor& x, std::weak_ptr<TensorImpl>& watched, bool& freed_when_reached) {
+  Tensor y = x.clone();
+  record(y, "probe", {x}, {}, [x, &watched, &freed_when_reached](const Tensor& dy) {
+    freed_when_reached = watched.expired();
+    Tensor g = grad_buffer(x);
+    backend(g.device()).kernels<double>().axpy(g.numel(), 1.0, dy.data<double>(), g.data<double>());
+  });
+  return y;
+}
+
+BOOST_AUTO_TEST_CASE(nodes_and_their_activations_are_freed_as_backward_walks) {
+  Tensor x = leaf({4}, {1, -2, 3, -4});
+  std::weak_ptr<TensorImpl> watched;
+  bool freed_when_reached = false;
+  Tensor loss;
+  {
+    Tensor a = probe(x, watched, freed_when_reached);
+    Tensor b = relu(mul_scalar(a, 2.0));  // relu keeps its input alive until its backward
+    watched = b.impl_ptr();
+    loss = sum(mul_scalar(b, 3.0));
+  }
+  BOOST_TEST(!watched.expired());  // the graph holds b until backward reaches it
+  loss.backward();
+  BOOST_TEST(freed_when_reached);  // freed before backward reached the ops below it
+  BOOST_TEST(x.grad().to_double_vector() == std::vector<double>({6, 0, 6, 0}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(operands_that_get_no_gradient_are_not_kept) {
+  Tensor x = leaf({2}, {1, 2});
+  std::weak_ptr<TensorImpl> constant_impl, matrix_impl;
+  Tensor loss;
+  {
+    Tensor constant = Tensor::full({2}, 10.0, DType::f64);  // add reads no operand values
+    Tensor matrix = Tensor::full({2, 2}, 1.0, DType::f64);  // dW of a frozen W is never computed
+    constant_impl = constant.impl_ptr();
+    matrix_impl = matrix.impl_ptr();
+    Tensor row = reshape(add(x, constant), {1, 2});
+    loss = sum(matmul(matrix, transpose(row)));
+  }
+  BOOST_TEST(constant_impl.expired());
+  BOOST_TEST(!matrix_impl.expired());  // the gradient of the other operand reads it
+  loss.backward();
+  BOOST_TEST(matrix_impl.expired());
+  BOOST_TEST(x.grad().to_double_vector() == std::vector<double>({2, 2}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(dropping_a_long_graph_takes_constant_stack) {
+  // A million chained ops never backpropagated: freeing them recursively
+  // overflowed the stack at about 200k.
+  Tensor x = leaf({1}, {1});
+  Tensor y = x;
+  for (int i = 0; i < 1000000; ++i) y = mul_scalar(y, 1.0);
+  BOOST_TEST(y.requires_grad());
+  y = Tensor();
+  BOOST_TEST(!x.grad().defined());
+}
+
+BOOST_AUTO_TEST_CASE(in_place_write_to_a_saved_tensor_is_refused) {
+  Tensor x = leaf({3}, {1, -2, 3});
+  Tensor loss = sum(relu(x));  // relu saves x
+  {
+    NoGradGuard no_grad;
+    x.copy_(Tensor::full({3}, 7.0, DType::f64));
+  }
+  check_refused([&] { loss.backward(); }, {"relu", "copy_", "(3)", "modified in place"});
+  BOOST_TEST(!x.grad().defined());  // refused before any gradient was written
+
+  // Through an alias: reshape shares the storage, and so its version.
+  Tensor w = leaf({2, 2}, {1, 2, 3, 4});
+  Tensor v = leaf({1, 2}, {1, 1});
+  Tensor out = sum(linear(v, w, Tensor()));  // dv reads w
+  reshape(w.detach(), {4}).copy_(Tensor::full({4}, 0.0, DType::f64));
+  check_refused([&] { out.backward(); }, {"linear", "copy_"});
+}
+
+BOOST_AUTO_TEST_CASE(optimiser_step_between_forward_and_backward_is_refused) {
+  Tensor w = leaf({2, 2}, {1, 2, 3, 4});
+  Tensor x = leaf({1, 2}, {1, 1});
+  SGD sgd({w}, 0.1);
+  sum(linear(x, w, Tensor())).backward();
+  Tensor stale = sum(linear(x, w, Tensor()));
+  sgd.step();  // after the first backward (normal), before stale's backward (not)
+  check_refused([&] { stale.backward(); }, {"linear", "optimiser step"});
+
+  // The normal flow: forward, backward, step, again.
+  for (int i = 0; i < 3; ++i) {
+    sgd.zero_grad();
+    sum(linear(x, w, Tensor())).backward();
+    sgd.step();
+  }
+  BOOST_TEST(w.grad().to_double_vector() == std::vector<double>({1, 1, 1, 1}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(in_place_write_to_an_operand_nobody_saved_is_fine) {
+  // add saves no values, so writing its operand before backward changes nothing.
+  Tensor x = leaf({2}, {1, 2});
+  Tensor a = mul_scalar(x, 1.0);
+  Tensor loss = sum(add(a, Tensor::full({2}, 1.0, DType::f64)));
+  a.detach().copy_(Tensor::full({2}, 9.0, DType::f64));
+  loss.backward();
+  BOOST_TEST(x.grad().to_double_vector() == std::vector<double>({1, 1}),
+             boost::test_tools::per_element());
+}
