@@ -8,6 +8,11 @@
 //              "num_batches_tracked" is ignored);
 //       D.npz: x (N,C,H,W) float32 (float64 is converted), optionally y (N) integer labels;
 //       O.npz: logits (N,K) float32; with y also loss () and grad.<name> for every parameter.
+//   model-tool merge OUT_DIR --cell C --task N --out O.npz
+//       one task's model from the kept models of a `continual` run (OUT_DIR/models/C/):
+//       its adapters merged into the backbone, its batch-norm copies, branch and head
+//       under the plain network's names (torchvision's for the VGGs), a head of the
+//       task's classes; O.npz loads into `model-tool run` and PyTorch alike.
 // Without --eval the model runs in training mode: batch norm uses batch
 // statistics, and dropout draws its masks from this engine's generator, which
 // PyTorch cannot reproduce; compare dropout models with --eval.
@@ -23,6 +28,7 @@
 #include "engine/backend.h"
 #include "engine/npz.h"
 #include "engine/ops.h"
+#include "experiments/continual/evaluate.h"
 #include "layers/models.h"
 
 namespace {
@@ -149,6 +155,16 @@ int run(const std::string& arch, const layers::InputShape& input, int64_t classe
   return 0;
 }
 
+int merge(const std::string& run_dir, const std::string& cell, int64_t task, const std::string& out_path) {
+  const continual::TaskNetwork network = continual::task_network(run_dir, cell, task, std::cerr);
+  engine::save_npz(out_path, network.tensors);
+  std::cout << "wrote " << out_path << ": task " << task << " of " << cell << " as a plain " << network.arch
+            << " (" << network.tensors.size() << " tensors); run it with\n  model-tool run --arch " << network.arch
+            << " --input " << layers::to_string(network.input) << " --classes " << network.classes << " --weights "
+            << out_path << " --data D.npz --out O.npz --eval\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -171,12 +187,29 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--data", data, ".npz with x (N,C,H,W) and optionally y (N)")->required();
   run_cmd->add_option("--out", out, ".npz to write: logits, loss, grad.<name>")->required();
   run_cmd->add_flag("--eval", eval, "evaluation mode (running batch-norm statistics, no dropout)");
+  std::string run_dir, cell;
+  int64_t task = 0;
+  CLI::App* merge_cmd = app.add_subcommand(
+      "merge", "one task's model from a continual run's kept models as a plain network .npz (adapters merged); "
+               "e.g. model-tool merge runs/continual --cell lora-seed0 --task 2 --out task2.npz");
+  merge_cmd->add_option("OUT_DIR", run_dir, "the --out directory of a finished continual run")->required();
+  merge_cmd->add_option("--cell", cell, "the cell, as named in OUT_DIR/models/ (e.g. lora-seed0)")->required();
+  merge_cmd->add_option("--task", task, "the task, counted from 1")->required()->check(CLI::PositiveNumber);
+  merge_cmd->add_option("--out", out, ".npz to write: the plain network's state_dict")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
 
+  if (merge_cmd->parsed()) {
+    try {
+      return merge(run_dir, cell, task, out);
+    } catch (const std::exception& e) {
+      std::cerr << "model-tool: " << e.what() << "\n";
+      return 1;
+    }
+  }
   // Bad flag values are usage errors (exit 2); anything failing later is a runtime error (exit 1).
   engine::Device device = engine::Device::cpu;
   layers::InputShape input;

@@ -40,6 +40,7 @@ json to_json(const CellResult& cell) {
       {"seconds_per_task", cell.seconds_per_task},
       {"curves", curves},
       {"peak_memory_bytes", cell.peak_memory_bytes},
+      {"model_bytes_per_task", cell.model_bytes_per_task},
   };
 }
 
@@ -85,6 +86,7 @@ CellResult cell_from_json(const json& j) {
     cell.curves.push_back({get<std::vector<double>>(c, "train_loss"),
                            get<std::vector<double>>(c, "val_accuracy"), get<int64_t>(c, "best_epoch")});
   cell.peak_memory_bytes = get<int64_t>(j, "peak_memory_bytes");
+  cell.model_bytes_per_task = get<std::vector<int64_t>>(j, "model_bytes_per_task");
   return cell;
 }
 

@@ -49,6 +49,9 @@ struct CellResult {
   std::vector<double> seconds_per_task;
   std::vector<TaskCurve> curves;
   int64_t peak_memory_bytes = 0;  // peak resident set size of the process during the cell
+  // Bytes of each task's kept model file (--out/models/<cell>/task-N.npz):
+  // what the task stores, the growth params.new_per_task counts, in .npz bytes.
+  std::vector<int64_t> model_bytes_per_task;
 };
 
 // "lora-seed3": names the cell in messages, file names and progress lines.

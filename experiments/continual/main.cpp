@@ -4,12 +4,14 @@
 //
 //   continual [flags]            run the sweep (methods x seeds), or this shard of it
 //   continual merge OUT_DIR      combine the cell files of a sharded sweep
+//   continual evaluate OUT_DIR   re-evaluate the kept models of a finished run
 #include <filesystem>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
 #include "experiments/continual/config.h"
+#include "experiments/continual/evaluate.h"
 #include "experiments/continual/merge.h"
 #include "experiments/continual/progress.h"
 #include "experiments/continual/run.h"
@@ -26,6 +28,12 @@ int main(int argc, char** argv) {
   CLI::App* merge = app.add_subcommand("merge", "combine the cell files of a sharded sweep in OUT_DIR into "
                                                 "results.json, summary.md, CSVs and plots");
   merge->add_option("OUT_DIR", merge_dir, "the --out directory of the shards")->required();
+  std::filesystem::path evaluate_dir;
+  CLI::App* evaluate = app.add_subcommand(
+      "evaluate", "reload the kept models (OUT_DIR/models/<cell>/task-N.npz) of every finished cell, evaluate "
+                  "every task again on the run's data, and compare with the run's last accuracy row "
+                  "(writes OUT_DIR/evaluation.json); e.g. continual evaluate runs/continual");
+  evaluate->add_option("OUT_DIR", evaluate_dir, "the --out directory of the run")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -34,10 +42,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (merge->parsed())
+    if (merge->parsed()) {
       std::cout << merge_sweep(merge_dir) << "\nresults in " << merge_dir.string() << "\n";
-    else
+    } else if (evaluate->parsed()) {
+      for (const EvaluatedCell& cell : evaluate_run(evaluate_dir, std::cerr)) {
+        std::cout << cell.cell << (cell.identical() ? "" : " (differs from the run)") << ":";
+        for (double a : cell.accuracy) std::cout << " " << a;
+        std::cout << "\n";
+      }
+    } else {
       run_sweep(config, std::cout, std::cerr, progress_on_terminal());
+    }
     return 0;
   } catch (const UsageError& e) {
     std::cerr << "continual: " << e.what() << "\n(see continual --help)\n";

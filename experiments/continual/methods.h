@@ -11,6 +11,7 @@
 #include "experiments/continual/config.h"
 #include "experiments/continual/learner.h"
 #include "experiments/continual/task_data.h"
+#include "layers/continual_model.h"
 
 namespace continual {
 
@@ -19,5 +20,9 @@ namespace continual {
 // architecture or adapter placement.
 std::unique_ptr<Learner> make_learner(const RunConfig& config, const std::string& method, const TaskData& data,
                                       uint64_t seed);
+
+// The network of a learner make_learner built (for merging and exporting a
+// task's model). Throws std::logic_error for any other learner.
+layers::ContinualModel& continual_model(Learner& learner);
 
 }  // namespace continual
