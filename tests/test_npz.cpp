@@ -223,6 +223,8 @@ BOOST_AUTO_TEST_CASE(reads_what_numpy_savez_writes) {
   BOOST_TEST(w.to_double_vector() == (std::vector<double>{0, 1, 2, 3, 4, 5}));
 }
 
+namespace {
+
 // A one-entry archive "w.npy" built by hand as other writers make them: with
 // ZIP64 records throughout (what libzip and numpy write past 4 GiB: sizes and
 // offset in a ZIP64 extra field, a ZIP64 end record and its locator), and/or
@@ -245,7 +247,8 @@ std::string hand_made_archive(const std::string& npy, bool zip64, bool deflated)
     data.resize(stream.total_out);
     deflateEnd(&stream);
   }
-  const uint32_t crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(npy.data()), static_cast<uInt>(npy.size())));
+  const uint32_t crc =
+      static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(npy.data()), static_cast<uInt>(npy.size())));
   const uint64_t size32 = zip64 ? 0xffffffff : npy.size(), compressed32 = zip64 ? 0xffffffff : data.size();
   const auto common = [&](std::string& out, uint64_t extra_length) {
     put(out, zip64 ? 45 : 20, 2);  // version needed
@@ -315,6 +318,8 @@ std::string hand_made_archive(const std::string& npy, bool zip64, bool deflated)
   put(file, 0, 2);
   return file;
 }
+
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(reads_zip64_and_deflated_archives) {
   TempDir dir;

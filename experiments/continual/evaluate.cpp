@@ -140,7 +140,8 @@ std::vector<EvaluatedCell> evaluate_run(const fs::path& out_dir, std::ostream& l
 
   json cells = json::array();
   for (const EvaluatedCell& e : evaluated)
-    cells.push_back({{"cell", e.cell}, {"accuracy", e.accuracy}, {"recorded", e.recorded}, {"identical", e.identical()}});
+    cells.push_back(
+        {{"cell", e.cell}, {"accuracy", e.accuracy}, {"recorded", e.recorded}, {"identical", e.identical()}});
   engine::write_file_atomic(out_dir / "evaluation.json",
                             json{{"split", data.eval_split()}, {"cells", cells}}.dump(1) + "\n");
   return evaluated;
@@ -177,7 +178,8 @@ TaskNetwork task_network(const fs::path& out_dir, const std::string& cell, int64
   // copy is "<layer>.tasks.<t>.<tensor>" (layers/per_task.h).
   for (const auto& [name, tensor] : plain->state_dict()) {
     std::string source = name;
-    for (size_t dot = name.rfind('.'); task > 0 && dot != std::string::npos && dot > 0; dot = name.rfind('.', dot - 1)) {
+    for (size_t dot = name.rfind('.'); task > 0 && dot != std::string::npos && dot > 0;
+         dot = name.rfind('.', dot - 1)) {
       const std::string replica = name.substr(0, dot) + ".tasks." + std::to_string(task) + name.substr(dot);
       if (kept.contains(replica)) {
         source = replica;

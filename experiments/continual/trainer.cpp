@@ -378,7 +378,8 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
       std::filesystem::create_directories(model_dir(c.out, name));
       for (int64_t j = 0; j <= t; ++j) {
         const engine::NamedTensors part = learner.task_state(j);
-        const bool changed = std::any_of(part.begin(), part.end(), [&](const auto& e) { return trained.contains(e.first); });
+        const bool changed =
+            std::any_of(part.begin(), part.end(), [&](const auto& entry) { return trained.contains(entry.first); });
         if (j == t || changed) engine::save_npz(task_model_file(c.out, name, j + 1), part);
       }
       save_checkpoint(checkpoint_path, {to_json(s), {}, {}, {}});
