@@ -1,14 +1,14 @@
 #include "engine/npz.h"
 
-#include <zlib.h>
+#include <zip.h>
 
 #include <algorithm>
 #include <bit>
 #include <cstring>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
-#include <ostream>
 #include <set>
 #include <stdexcept>
 
@@ -110,9 +110,6 @@ std::string quoted(const std::string& name) {
 
 void put_u16(std::string& out, uint64_t v) {
   for (int i = 0; i < 2; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-void put_u32(std::string& out, uint64_t v) {
-  for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
 // Bounds-checked reads from a whole file or one entry (`scope`); `context`
@@ -319,90 +316,59 @@ NpyArray parse_npy(std::span<const char> entry, const std::string& context) {
   return array;
 }
 
-// ---- ZIP ------------------------------------------------------------------------------
-// The subset of the format (PKWARE APPNOTE) that numpy.savez writes: stored
-// entries, local headers, a central directory and the end record.
+// ---- ZIP (libzip) --------------------------------------------------------------------
+// The container is libzip's: it writes ZIP64 records where an entry, an offset
+// or the archive passes 4 GiB (or 65535 entries), reads stored and deflated
+// entries (np.savez, np.savez_compressed) and checks every CRC-32.
 
-constexpr uint32_t kLocalHeaderSignature = 0x04034b50;    // "PK\3\4"
-constexpr uint32_t kCentralHeaderSignature = 0x02014b50;  // "PK\1\2"
-constexpr uint32_t kEndRecordSignature = 0x06054b50;      // "PK\5\6"
-constexpr uint64_t kLocalHeaderSize = 30;
-constexpr uint64_t kCentralHeaderSize = 46;
-constexpr uint64_t kEndRecordSize = 22;
-constexpr uint64_t kMaxEndComment = 0xffff;
-constexpr uint32_t kZipVersion = 20;       // 2.0, as Python's zipfile writes
-constexpr uint32_t kUtf8NamesFlag = 0x0800;  // names are UTF-8
-constexpr uint32_t kEncryptedFlag = 0x0001;
-constexpr uint32_t kDosDate1980 = (0 << 9) | (1 << 5) | 1;  // 1980-01-01: fixed, so equal contents give equal files
-constexpr uint64_t kZip32Limit = 0xffffffff;  // beyond it ZIP64 records are needed
-constexpr uint64_t kMaxEntries = 0xffff;
+// Every entry's time, so that equal contents give equal files: 1980-01-02
+// 12:00 UTC, which libzip stores in local time, the same date in every time zone.
+constexpr time_t kFixedModificationTime = 315662400;
+constexpr uint64_t kEndRecordSize = 22;  // an archive has at least its end record
 
-struct ZipEntry {
-  std::string file_name;   // "<name>.npy"
-  std::string npy_header;
-  const std::vector<uint8_t>* data = nullptr;
-  uint32_t crc = 0;
-  uint64_t offset = 0;     // of the local header
-  uint64_t size() const { return npy_header.size() + data->size(); }
+struct DiscardArchive {
+  void operator()(zip_t* archive) const { zip_discard(archive); }
 };
+using Archive = std::unique_ptr<zip_t, DiscardArchive>;
+struct CloseEntry {
+  void operator()(zip_file_t* entry) const { zip_fclose(entry); }
+};
+using Entry = std::unique_ptr<zip_file_t, CloseEntry>;
 
-// The fields local and central headers share, "version needed" to "extra length".
-std::string shared_header_fields(const ZipEntry& entry) {
-  std::string out;
-  put_u16(out, kZipVersion);
-  put_u16(out, kUtf8NamesFlag);
-  put_u16(out, 0);  // method: stored
-  put_u16(out, 0);  // modification time 00:00:00
-  put_u16(out, kDosDate1980);
-  put_u32(out, entry.crc);
-  put_u32(out, entry.size());  // compressed size
-  put_u32(out, entry.size());  // uncompressed size
-  put_u16(out, entry.file_name.size());
-  put_u16(out, 0);  // extra field length
-  return out;
+std::string libzip_message(int code) {
+  zip_error_t error;
+  zip_error_init_with_code(&error, code);
+  std::string message = zip_error_strerror(&error);
+  zip_error_fini(&error);
+  return message;
 }
 
-std::string local_header(const ZipEntry& entry) {
-  std::string out;
-  put_u32(out, kLocalHeaderSignature);
-  return out + shared_header_fields(entry) + entry.file_name;
-}
+// An empty archive is its end record alone (libzip deletes the file instead).
+constexpr char kEmptyArchive[kEndRecordSize] = {'P', 'K', 5, 6};
 
-std::string central_header(const ZipEntry& entry) {
-  std::string out;
-  put_u32(out, kCentralHeaderSignature);
-  put_u16(out, kZipVersion);  // version made by (MS-DOS attributes)
-  out += shared_header_fields(entry);
-  put_u16(out, 0);  // comment length
-  put_u16(out, 0);  // disk number
-  put_u16(out, 0);  // internal attributes
-  put_u32(out, 0);  // external attributes
-  put_u32(out, entry.offset);
-  return out + entry.file_name;
-}
-
-std::string end_record(uint64_t entries, uint64_t directory_size, uint64_t directory_offset) {
-  std::string out;
-  put_u32(out, kEndRecordSignature);
-  put_u16(out, 0);  // this disk
-  put_u16(out, 0);  // disk of the central directory
-  put_u16(out, entries);  // entries on this disk
-  put_u16(out, entries);  // entries in all
-  put_u32(out, directory_size);
-  put_u32(out, directory_offset);
-  put_u16(out, 0);  // comment length
-  return out;
-}
-
-// CRC-32 of `size` bytes continuing from `crc`. zlib resets the CRC when given
-// a null pointer, which an empty vector may hold: skip empty ranges.
-uint32_t crc32_of(uint32_t crc, const void* data, size_t size) {
-  if (size == 0) return crc;
-  return static_cast<uint32_t>(::crc32_z(crc, static_cast<const Bytef*>(data), size));
-}
-
-void write_all(std::ostream& out, const std::string& bytes) {
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+// The whole of one entry; a damaged entry throws via `fail`.
+template <class Fail>
+std::vector<char> read_entry(zip_t* archive, zip_uint64_t index, uint64_t size, const Fail& fail) {
+  const Entry entry(zip_fopen_index(archive, index, 0));
+  if (!entry) fail(std::string("cannot be opened: ") + zip_strerror(archive));
+  std::vector<char> bytes(size);
+  uint64_t done = 0;
+  char past_end = 0;
+  // The read past the end lets libzip compare the CRC-32.
+  for (;;) {
+    char* into = done < size ? bytes.data() + done : &past_end;
+    const zip_int64_t got = zip_fread(entry.get(), into, done < size ? size - done : 1);
+    if (got < 0) {
+      const zip_error_t* error = zip_file_get_error(entry.get());
+      if (zip_error_code_zip(error) == ZIP_ER_CRC) fail("fails its CRC-32 check: the file is corrupt");
+      fail(std::string("cannot be read (truncated or corrupt): ") + zip_file_strerror(entry.get()));
+    }
+    if (got == 0) break;
+    if (done == size) fail("holds more bytes than its directory entry says: corrupt");
+    done += static_cast<uint64_t>(got);
+  }
+  if (done != size) fail("ends early: truncated or corrupt");
+  return bytes;
 }
 
 }  // namespace
@@ -427,13 +393,9 @@ NpyArray to_npy(const Shape& shape, std::span<const int64_t> values) {
 
 void save_npz(const fs::path& path, const NamedArrays& arrays) {
   const std::string context = "save_npz " + path.string();
-  if (arrays.size() > kMaxEntries)
-    throw std::invalid_argument(context + ": " + std::to_string(arrays.size()) +
-                                " arrays; at most 65535 fit an archive without ZIP64");
-  // Lay out and check everything before the file is touched.
-  std::vector<ZipEntry> entries;
+  // Check everything and build the .npy headers before the file is touched.
+  std::vector<std::string> headers;
   std::set<std::string> names;
-  uint64_t offset = 0;
   for (const auto& [name, array] : arrays) {
     if (name.empty()) throw std::invalid_argument(context + ": an array has an empty name");
     if (!names.insert(name).second)
@@ -447,32 +409,40 @@ void save_npz(const fs::path& path, const NamedArrays& arrays) {
                                   std::to_string(array.bytes.size()) + " bytes, but shape " +
                                   to_string(array.shape) + " of " + describe_descr(array.descr) +
                                   " " + needed_bytes(array.shape, code->itemsize));
-    ZipEntry entry{name + ".npy", npy_header(array), &array.bytes, 0, offset};
-    if (entry.file_name.size() > 0xffff)
+    if (name.size() + 4 > 0xffff)
       throw std::invalid_argument(context + ": array name too long: '" + name.substr(0, 64) + "...'");
-    offset += kLocalHeaderSize + entry.file_name.size() + entry.size();
-    entries.push_back(std::move(entry));
+    headers.push_back(npy_header(array));
   }
-  uint64_t directory_size = 0;
-  for (const ZipEntry& entry : entries) directory_size += kCentralHeaderSize + entry.file_name.size();
-  if (offset + directory_size + kEndRecordSize > kZip32Limit)
-    throw std::invalid_argument(context + ": the archive would take " + std::to_string(offset) +
-                                " bytes; archives over 4 GiB (ZIP64) are not supported");
+  if (arrays.empty()) return write_file_atomic(path, std::span<const char>(kEmptyArchive));
 
-  for (ZipEntry& entry : entries) {
-    entry.crc = crc32_of(0, entry.npy_header.data(), entry.npy_header.size());
-    entry.crc = crc32_of(entry.crc, entry.data->data(), entry.data->size());
-  }
-  write_file_atomic(path, [&](std::ostream& out) {
-    for (const ZipEntry& entry : entries) {
-      write_all(out, local_header(entry));
-      write_all(out, entry.npy_header);
-      out.write(reinterpret_cast<const char*>(entry.data->data()),
-                static_cast<std::streamsize>(entry.data->size()));
+  // libzip writes a temporary file beside `path` and renames it over `path`
+  // in zip_close: a reader sees the old file or the new one, never a part.
+  int code = 0;
+  Archive archive(zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &code));
+  if (!archive) throw std::runtime_error(context + ": " + libzip_message(code));
+  const auto fail = [&](const std::string& what) {
+    throw std::runtime_error(context + ": " + what + ": " + zip_strerror(archive.get()));
+  };
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    const NpyArray& array = arrays[i].second;
+    // The header and the data, without copying the data; both live until zip_close.
+    zip_buffer_fragment_t fragments[2] = {
+        {reinterpret_cast<zip_uint8_t*>(headers[i].data()), headers[i].size()},
+        {const_cast<zip_uint8_t*>(array.bytes.data()), array.bytes.size()}};
+    zip_source_t* source = zip_source_buffer_fragment(archive.get(), fragments, array.bytes.empty() ? 1 : 2, 0);
+    if (!source) fail("array '" + arrays[i].first + "'");
+    const zip_int64_t index = zip_file_add(archive.get(), (arrays[i].first + ".npy").c_str(), source, ZIP_FL_ENC_UTF_8);
+    if (index < 0) {
+      zip_source_free(source);
+      fail("array '" + arrays[i].first + "'");
     }
-    for (const ZipEntry& entry : entries) write_all(out, central_header(entry));
-    write_all(out, end_record(entries.size(), directory_size, offset));
-  });
+    const auto at = static_cast<zip_uint64_t>(index);
+    if (zip_set_file_compression(archive.get(), at, ZIP_CM_STORE, 0) != 0 ||
+        zip_file_set_mtime(archive.get(), at, kFixedModificationTime, 0) != 0)
+      fail("array '" + arrays[i].first + "'");
+  }
+  if (zip_close(archive.get()) != 0) fail("writing the archive");
+  archive.release();  // zip_close freed it
 }
 
 void save_npz(const fs::path& path, const NamedTensors& tensors) {
@@ -487,94 +457,65 @@ void save_npz(const fs::path& path, const NamedTensors& tensors) {
 }
 
 NamedArrays read_npz(const fs::path& path) {
-  const std::vector<char> file = read_file(path);
-  const ByteView zip(file, "read_npz " + path.string());
+  const std::string context = "read_npz " + path.string();
+  std::error_code error;
+  if (fs::is_directory(path, error)) throw std::runtime_error(context + ": is a directory, not an .npz file");
+  if (!fs::exists(path, error)) throw std::runtime_error(context + ": no such file");
+  if (!fs::is_regular_file(path, error)) throw std::runtime_error(context + ": not a regular file");
+  const uint64_t file_size = fs::file_size(path, error);
+  if (error) throw std::runtime_error(context + ": " + error.message());
+  if (file_size < kEndRecordSize)
+    throw std::runtime_error(context + ": not a zip archive (" + std::to_string(file_size) + " bytes; truncated?)");
 
-  // The end record closes the file; only a trailing comment may follow it.
-  if (zip.size() < kEndRecordSize)
-    zip.fail("not a zip archive (" + std::to_string(zip.size()) + " bytes; truncated?)");
-  uint64_t end_at = zip.size() - kEndRecordSize;
-  const uint64_t lowest = end_at > kMaxEndComment ? end_at - kMaxEndComment : 0;
-  while (!(zip.u32(end_at, "end record") == kEndRecordSignature &&
-           end_at + kEndRecordSize + zip.u16(end_at + 20, "end record") == zip.size())) {
-    if (end_at == lowest)
-      zip.fail("not a zip archive: no end-of-central-directory record (truncated, or not an .npz file)");
-    --end_at;
+  int code = 0;
+  const Archive archive(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code));
+  if (!archive) {
+    const std::string why = libzip_message(code);
+    throw std::runtime_error(context + ": " +
+                             (code == ZIP_ER_NOZIP ? "not a zip archive (truncated, or not an .npz file): " + why
+                                                   : "damaged zip archive (truncated or corrupt): " + why));
   }
-  const uint64_t entry_count = zip.u16(end_at + 10, "end record");
-  const uint64_t directory_size = zip.u32(end_at + 12, "end record");
-  const uint64_t directory_at = zip.u32(end_at + 16, "end record");
-  if (zip.u16(end_at + 4, "end record") != 0 || zip.u16(end_at + 6, "end record") != 0 ||
-      zip.u16(end_at + 8, "end record") != entry_count)
-    zip.fail("multi-disk zip archives are not supported");
-  if (directory_size == kZip32Limit || directory_at == kZip32Limit)
-    zip.fail("ZIP64 archives (over 4 GiB) are not supported");
-  if (directory_at + directory_size > end_at)
-    zip.fail("the central directory runs past its end record: truncated or corrupt");
-
+  const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
   NamedArrays arrays;
   std::set<std::string> names;
-  uint64_t at = directory_at;
-  for (uint64_t i = 0; i < entry_count; ++i) {
-    const std::string what = "central directory entry " + std::to_string(i);
-    if (zip.u32(at, what) != kCentralHeaderSignature) zip.fail(what + " is corrupt (bad signature)");
-    const uint32_t flags = zip.u16(at + 8, what);
-    const uint32_t method = zip.u16(at + 10, what);
-    const uint32_t crc = zip.u32(at + 16, what);
-    const uint64_t compressed_size = zip.u32(at + 20, what);
-    const uint64_t size = zip.u32(at + 24, what);
-    const uint64_t name_length = zip.u16(at + 28, what);
-    const uint64_t extra_length = zip.u16(at + 30, what);
-    const uint64_t comment_length = zip.u16(at + 32, what);
-    const uint64_t local_at = zip.u32(at + 42, what);
-    const auto file_name_bytes = zip.range(at + kCentralHeaderSize, name_length, what + " name");
-    at += kCentralHeaderSize + name_length + extra_length + comment_length;
-    if (at > directory_at + directory_size) zip.fail(what + " runs past the central directory");
-
-    const std::string file_name(file_name_bytes.begin(), file_name_bytes.end());
+  for (zip_int64_t i = 0; i < count; ++i) {
+    const auto index = static_cast<zip_uint64_t>(i);
+    zip_stat_t stat;
+    zip_stat_init(&stat);
+    if (zip_stat_index(archive.get(), index, 0, &stat) != 0 || !(stat.valid & ZIP_STAT_NAME) ||
+        !(stat.valid & ZIP_STAT_SIZE))
+      throw std::runtime_error(context + ": central directory entry " + std::to_string(i) +
+                               " is corrupt: " + zip_strerror(archive.get()));
+    const std::string file_name = stat.name;
     const bool is_npy = file_name.size() > 4 && file_name.ends_with(".npy");
     const std::string name = is_npy ? file_name.substr(0, file_name.size() - 4) : file_name;
-    const std::string context = zip.context() + ": entry " + quoted(name);
-    const ByteView entry_zip(file, context);
+    const std::string entry_context = context + ": entry " + quoted(name);
     const auto entry_error = [&](const std::string& message) {
-      throw std::runtime_error(context + " " + message);
+      throw std::runtime_error(entry_context + " " + message);
     };
     if (!is_npy) entry_error("is not a .npy array (name " + quoted(file_name) + ")");
     if (!names.insert(name).second) entry_error("appears twice");
-    if (flags & kEncryptedFlag) entry_error("is encrypted");
-    if (method != 0)
-      entry_error("is compressed (zip method " + std::to_string(method) +
-                  "); only stored entries are supported (np.savez, not np.savez_compressed)");
-    if (compressed_size == kZip32Limit || size == kZip32Limit || local_at == kZip32Limit)
-      entry_error("uses ZIP64 sizes (over 4 GiB), which are not supported");
-    if (compressed_size != size) entry_error("is corrupt (stored sizes differ)");
-
-    // The local header repeats the name; the sizes and CRC of the central
-    // directory are the ones to trust (numpy.savez leaves ZIP64 placeholders here).
-    if (entry_zip.u32(local_at, "local header") != kLocalHeaderSignature)
-      entry_error("is corrupt (bad local header signature)");
-    const uint64_t local_name_length = entry_zip.u16(local_at + 26, "local header");
-    const auto local_name = entry_zip.range(local_at + kLocalHeaderSize, local_name_length, "local header");
-    if (!std::equal(local_name.begin(), local_name.end(), file_name.begin(), file_name.end()))
-      entry_error("is corrupt (its local header names it " +
-                  quoted(std::string(local_name.begin(), local_name.end())) + ")");
-    const uint64_t data_at = local_at + kLocalHeaderSize + local_name_length +
-                             entry_zip.u16(local_at + 28, "local header");
-    const auto data = entry_zip.range(data_at, size, "data");
-    if (crc32_of(0, data.data(), data.size()) != crc)
-      entry_error("fails its CRC-32 check: the file is corrupt");
-    arrays.emplace_back(name, parse_npy(data, context));
+    if ((stat.valid & ZIP_STAT_ENCRYPTION_METHOD) && stat.encryption_method != ZIP_EM_NONE)
+      entry_error("is encrypted");
+    if ((stat.valid & ZIP_STAT_COMP_METHOD) && stat.comp_method != ZIP_CM_STORE &&
+        stat.comp_method != ZIP_CM_DEFLATE)
+      entry_error("is compressed with zip method " + std::to_string(stat.comp_method) +
+                  "; only stored and deflated entries (np.savez, np.savez_compressed) are supported");
+    const std::vector<char> bytes = read_entry(archive.get(), index, stat.size, entry_error);
+    arrays.emplace_back(name, parse_npy(bytes, entry_context));
+    arrays.back().second.origin = path.string() + ": entry " + quoted(name);
   }
   return arrays;
 }
 
 Tensor to_tensor(const NpyArray& array) {
+  const std::string context = array.origin.empty() ? "to_tensor" : "to_tensor " + array.origin;
   if (array.descr != "<f4" && array.descr != "<f8")
-    throw std::invalid_argument("to_tensor: dtype " + describe_descr(array.descr) +
+    throw std::invalid_argument(context + ": dtype " + describe_descr(array.descr) +
                                 " is neither float32 ('<f4') nor float64 ('<f8')");
   const DType dtype = array.descr == "<f4" ? DType::f32 : DType::f64;
   if (array.bytes.size() != static_cast<size_t>(shape_numel(array.shape)) * dtype_size(dtype))
-    throw std::invalid_argument("to_tensor: " + std::to_string(array.bytes.size()) +
+    throw std::invalid_argument(context + ": " + std::to_string(array.bytes.size()) +
                                 " bytes for shape " + to_string(array.shape) + " of " +
                                 describe_descr(array.descr));
   Tensor tensor = Tensor::empty(array.shape, dtype);
@@ -583,13 +524,14 @@ Tensor to_tensor(const NpyArray& array) {
 }
 
 std::vector<int64_t> to_int64(const NpyArray& array) {
+  const std::string context = array.origin.empty() ? "to_int64" : "to_int64 " + array.origin;
   const auto parsed = parse_descr(array.descr);
   if (!parsed || parsed->kind == 'f')
-    throw std::invalid_argument("to_int64: dtype " + describe_descr(array.descr) +
+    throw std::invalid_argument(context + ": dtype " + describe_descr(array.descr) +
                                 " is not a bool or integer type");
   const DtypeCode code = *parsed;
   if (!size_matches(array.shape, code.itemsize, array.bytes.size()))
-    throw std::invalid_argument("to_int64: " + std::to_string(array.bytes.size()) +
+    throw std::invalid_argument(context + ": " + std::to_string(array.bytes.size()) +
                                 " bytes for shape " + to_string(array.shape) + " of " +
                                 describe_descr(array.descr));
   std::vector<int64_t> values(array.bytes.size() / code.itemsize);
@@ -603,7 +545,7 @@ std::vector<int64_t> to_int64(const NpyArray& array) {
       values[i] = static_cast<int64_t>(raw << shift) >> shift;
     } else {
       if (raw > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-        throw std::invalid_argument("to_int64: element " + std::to_string(i) + " (" +
+        throw std::invalid_argument(context + ": element " + std::to_string(i) + " (" +
                                     std::to_string(raw) + ") does not fit int64");
       values[i] = static_cast<int64_t>(raw);
     }

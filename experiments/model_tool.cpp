@@ -22,6 +22,11 @@
 // head block. W.npz then holds the whole two-task state_dict under the engine's
 // names ("<layer>.adapters.1.A", "<bn>.tasks.1.weight", "<head>.tasks.1.bias",
 // ...; `init --lora` writes one), and the gradients are those of task 1's tensors.
+//   model-tool merge OUT_DIR --cell C --task N --out O.npz
+//       one task's model from the kept models of a `continual` run (OUT_DIR/models/C/):
+//       its adapters merged into the backbone, its batch-norm copies, branch and head
+//       under the plain network's names (torchvision's for the VGGs), a head of the
+//       task's classes; O.npz loads into `model-tool run` and PyTorch alike.
 // Without --eval the model runs in training mode: batch norm uses batch
 // statistics, and dropout draws its masks from this engine's generator, which
 // PyTorch cannot reproduce; --dropout 0 makes a training-mode pass of a model
@@ -43,6 +48,7 @@
 #include "layers/basic.h"
 #include "layers/continual_model.h"
 #include "experiments/common/tool.h"
+#include "experiments/continual/evaluate.h"
 #include "layers/models.h"
 
 namespace {
@@ -210,6 +216,16 @@ int run(const std::string& arch, const layers::InputShape& input, int64_t classe
   return 0;
 }
 
+int merge(const std::string& run_dir, const std::string& cell, int64_t task, const std::string& out_path) {
+  const continual::TaskNetwork network = continual::task_network(run_dir, cell, task, std::cerr);
+  engine::save_npz(out_path, network.tensors);
+  std::cout << "wrote " << out_path << ": task " << task << " of " << cell << " as a plain " << network.arch
+            << " (" << network.tensors.size() << " tensors); run it with\n  model-tool run --arch " << network.arch
+            << " --input " << layers::to_string(network.input) << " --classes " << network.classes << " --weights "
+            << out_path << " --data D.npz --out O.npz --eval\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -262,7 +278,17 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--dropout", dropout,
                       "set p of every dropout layer, in [0, 1) (0: a training-mode pass PyTorch can reproduce)");
   lora_options(run_cmd);
+  std::string run_dir, cell;
+  int64_t task = 0;
+  CLI::App* merge_cmd = app.add_subcommand(
+      "merge", "one task's model from a continual run's kept models as a plain network .npz (adapters merged); "
+               "e.g. model-tool merge runs/continual --cell lora-seed0 --task 2 --out task2.npz");
+  merge_cmd->add_option("OUT_DIR", run_dir, "the --out directory of a finished continual run")->required();
+  merge_cmd->add_option("--cell", cell, "the cell, as named in OUT_DIR/models/ (e.g. lora-seed0)")->required();
+  merge_cmd->add_option("--task", task, "the task, counted from 1")->required()->check(CLI::PositiveNumber);
+  merge_cmd->add_option("--out", out, ".npz to write: the plain network's state_dict")->required();
   return tool::run_main("model-tool", app, argc, argv, [&] {
+    if (merge_cmd->parsed()) return merge(run_dir, cell, task, out);
     // Bad flag values are usage errors (exit 2, std::invalid_argument); anything failing later exits 1.
     tool::require_memory("--classes", 4.0 * static_cast<double>(classes), "the classifier (4 bytes a class at least)");
     const layers::InputShape input = layers::parse_input(input_text);

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   meson ninja-build g++ pkg-config
-  libopenblas-dev libboost-test-dev libstb-dev zlib1g-dev
+  libopenblas-dev libboost-test-dev libstb-dev zlib1g-dev libzip-dev
   libcli11-dev nlohmann-json3-dev
   libcairo2-dev fonts-dejavu-core
   libopenmpi-dev openmpi-bin

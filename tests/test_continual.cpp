@@ -3,7 +3,9 @@
 // SenaCNN keep every earlier task's accuracy exactly; naive forgets; a run
 // killed mid-task and resumed gives the same numbers as one never stopped; a
 // NaN loss stops the cell and keeps the last good checkpoint; a sweep run as
-// two shards and merged equals the same sweep run in one process.
+// two shards and merged equals the same sweep run in one process; the kept
+// models of a run re-evaluate to its last accuracy rows bit for bit, and
+// `continual evaluate` names a missing or mis-shaped file and tensor.
 #define BOOST_TEST_MODULE continual
 #include <boost/test/unit_test.hpp>
 
@@ -15,17 +17,22 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <sstream>
 
+#include "datasets/loader.h"
+#include "engine/autograd.h"
 #include "engine/io.h"
 #include "engine/ops.h"
 #include "engine/parallel.h"
 #include "experiments/continual/checkpoint.h"
 #include "experiments/continual/epoch_log.h"
+#include "experiments/continual/evaluate.h"
 #include "experiments/continual/merge.h"
 #include "experiments/continual/methods.h"
 #include "experiments/continual/run.h"
 #include "experiments/continual/trainer.h"
+#include "layers/models.h"
 #include "tests/preconditions.h"
 
 using namespace continual;
@@ -103,6 +110,8 @@ class FaultyLearner final : public Learner {
   }
   std::vector<uint8_t> class_mask(int64_t task) const override { return inner_->class_mask(task); }
   engine::NamedTensors state() override { return inner_->state(); }
+  engine::NamedTensors trained_state() override { return inner_->trained_state(); }
+  engine::NamedTensors task_state(int64_t task) override { return inner_->task_state(task); }
   std::vector<std::pair<std::string, uint64_t>> counters() const override { return inner_->counters(); }
   void load_counters(const std::vector<std::pair<std::string, uint64_t>>& c) override { inner_->load_counters(c); }
 
@@ -169,6 +178,18 @@ BOOST_AUTO_TEST_CASE(resume_after_a_kill_gives_identical_numbers,
   BOOST_REQUIRE(checkpoint.has_value());
   BOOST_TEST(checkpoint->progress.at("task") == 2);
   BOOST_TEST(checkpoint->progress.at("epoch") == 1);
+  // Bounded: the epoch checkpoint holds what task 3 trains (its adapters,
+  // batch-norm copies and head block), none of the finished tasks' tensors,
+  // which are in their kept model files.
+  BOOST_TEST(fs::exists(task_model_file(killed.path, "lora-seed0", 2)));
+  BOOST_TEST(!fs::exists(task_model_file(killed.path, "lora-seed0", 3)));
+  std::set<std::string> finished;
+  for (int64_t task = 1; task <= 2; ++task)
+    for (const auto& [name, array] : engine::read_npz(task_model_file(killed.path, "lora-seed0", task)))
+      finished.insert(name);
+  BOOST_TEST(!checkpoint->model.empty());
+  BOOST_TEST(checkpoint->best.size() == checkpoint->model.size());
+  for (const auto& [name, tensor] : checkpoint->model) BOOST_TEST(!finished.contains(name), name);
 
   const CellResult resumed = run_method(c, "lora", 0, /*resume=*/true);
   BOOST_TEST(resumed.accuracy_matrix == reference.accuracy_matrix);
@@ -191,6 +212,135 @@ BOOST_AUTO_TEST_CASE(resume_after_a_kill_gives_identical_numbers,
   const std::vector<std::string> whole_rows = rows_without_seconds(epoch_log_file(whole.path, "lora-seed0"));
   BOOST_TEST(whole_rows.size() == 1u + 5 * 2);  // header, 5 tasks of 2 epochs
   BOOST_TEST(rows_without_seconds(epoch_log_file(killed.path, "lora-seed0")) == whole_rows, boost::test_tools::per_element());
+}
+
+// A finished run keeps each task's part of every cell's network; evaluate
+// reloads them and reproduces results.json's last rows bit for bit.
+BOOST_AUTO_TEST_CASE(kept_models_reevaluate_to_the_same_bits,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  TempDir dir("kept");
+  RunConfig c = small_config(dir.path);
+  c.tasks = 3;
+  c.class_order = "0,1,2,3,4,5";
+  c.train_limit = 64;
+  c.epochs = 1;
+  c.methods = {"naive", "lora", "sena"};
+  std::ostringstream out, log;
+  run_sweep(c, out, log, false);
+
+  std::ostringstream evaluate_log;
+  const std::vector<EvaluatedCell> cells = evaluate_run(dir.path, evaluate_log);
+  BOOST_REQUIRE(cells.size() == 3u);
+  const std::vector<char> bytes = engine::read_file(dir.path / "results.json");
+  const nlohmann::json results = nlohmann::json::parse(bytes.begin(), bytes.end());
+  for (const EvaluatedCell& cell : cells) {
+    const std::string method = cell.cell.substr(0, cell.cell.find("-seed"));
+    const auto rows = results.at("methods").at(method).at("runs").at(0).at("accuracy_matrix");
+    BOOST_TEST(cell.accuracy == rows.back().get<std::vector<double>>(), cell.cell);
+    BOOST_TEST(cell.identical(), cell.cell);
+  }
+  BOOST_TEST(fs::exists(dir.path / "evaluation.json"));
+
+  // Each task's file holds what the task stores: naive's later files a head
+  // block (66 parameters), the first the whole network; the result records the bytes.
+  const CellResult naive = *read_cell_file(cell_file(dir.path, "naive-seed0"), setting_json(c));
+  BOOST_REQUIRE(naive.model_bytes_per_task.size() == 3u);
+  for (int64_t t = 0; t < 3; ++t)
+    BOOST_TEST(naive.model_bytes_per_task[t] ==
+               static_cast<int64_t>(fs::file_size(task_model_file(dir.path, "naive-seed0", t + 1))));
+  int64_t head_values = 0;
+  for (const auto& [name, array] : engine::read_npz(task_model_file(dir.path, "naive-seed0", 2)))
+    head_values += engine::shape_numel(array.shape);
+  BOOST_TEST(head_values == naive.params.new_per_task[1]);
+  BOOST_TEST(naive.model_bytes_per_task[1] < naive.model_bytes_per_task[0] / 10);
+
+  // One task's model merged into a plain network gives the kept model's logits of its classes.
+  const TaskData data = load_task_data(c);
+  datasets::LoaderOptions options;
+  options.batch_size = 32;
+  options.shuffle = false;
+  options.normalization = data.stats;
+  options.label_map = data.label_positions;
+  datasets::BatchLoader loader(data.eval_set(), data.eval_indices(1), options);
+  loader.start_epoch(0);
+  const engine::Tensor images = loader.next()->images;
+  for (const std::string method : {"lora", "sena"}) {
+    const std::string cell = method + "-seed0";
+    const TaskNetwork network = task_network(dir.path, cell, 2, evaluate_log);
+    auto plain = layers::make_model(network.arch, network.input, network.classes, {0, false});
+    plain->load_state_dict(network.tensors);
+    plain->eval();
+    auto learner = make_learner(c, method, data, 0);
+    restore_finished_tasks(*learner, data, dir.path, cell, c.tasks);
+    engine::NoGradGuard no_grad;
+    const engine::Tensor all = learner->forward(images, 1, false);
+    const int64_t offset = continual_model(*learner).label_offset(1);
+    const engine::Tensor expected = engine::slice(all, 1, offset, offset + network.classes);
+    const std::vector<double> want = expected.to_double_vector(), got = plain->forward(images).to_double_vector();
+    BOOST_REQUIRE(got.size() == want.size());
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]));
+    BOOST_TEST(worst < 1e-5, cell << ": largest difference " << worst);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(evaluate_refuses_missing_or_misshaped_models_and_other_data,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  TempDir dir("evaluate-bad");
+  RunConfig c = small_config(dir.path);
+  c.tasks = 2;
+  c.class_order = "0,1,2,3";
+  c.train_limit = 32;
+  c.epochs = 1;
+  c.methods = {"lora"};
+  std::ostringstream out, log;
+  run_sweep(c, out, log, false);
+  const fs::path task2 = task_model_file(dir.path, "lora-seed0", 2);
+  const auto error_of = [&] {
+    std::ostringstream evaluate_log;
+    try {
+      evaluate_run(dir.path, evaluate_log);
+    } catch (const std::runtime_error& e) {
+      BOOST_TEST(!fs::exists(dir.path / "evaluation.json"));
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const auto mentions = [](const std::string& text, const std::string& part) {
+    BOOST_TEST(text.find(part) != std::string::npos, "'" << part << "' not in: " << text);
+  };
+
+  // A tensor of the wrong shape, then one missing: the file and the tensor are named.
+  engine::NamedArrays arrays = engine::read_npz(task2);
+  const std::string first = arrays.front().first;
+  engine::NamedArrays reshaped = arrays;
+  reshaped.front().second = engine::to_npy(engine::Tensor::zeros({3}));
+  engine::save_npz(task2, reshaped);
+  std::string error = error_of();
+  mentions(error, task2.string() + ": tensor " + first + " has shape (3)");
+  engine::NamedArrays fewer(arrays.begin() + 1, arrays.end());
+  engine::save_npz(task2, fewer);
+  mentions(error_of(), task2.string() + ": tensor " + first + " is missing");
+  engine::save_npz(task2, arrays);
+
+  // Data of another shape than the run's.
+  const std::vector<char> bytes = engine::read_file(dir.path / "sweep.json");
+  nlohmann::json record = nlohmann::json::parse(bytes.begin(), bytes.end());
+  const nlohmann::json original = record;
+  record["dataset"]["image_shape"] = {3, 32, 32};
+  engine::write_file_atomic(dir.path / "sweep.json", record.dump());
+  error = error_of();
+  mentions(error, "[1,28,28]");
+  mentions(error, "[3,32,32]");
+  engine::write_file_atomic(dir.path / "sweep.json", original.dump());
+
+  // A missing task file, then no models at all.
+  fs::remove(task2);
+  mentions(error_of(), task2.string() + " is missing");
+  fs::remove_all(dir.path / "models");
+  mentions(error_of(), "has no kept models");
+  fs::remove_all(dir.path / "cells");
+  mentions(error_of(), "no finished cell");
 }
 
 BOOST_AUTO_TEST_CASE(nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint,

@@ -1,5 +1,5 @@
 // .npz checkpoints: round trips, the exact bytes of a small file, a file numpy
-// wrote, every kind of damaged file, load_into's checks and its strong
+// wrote, ZIP64 and deflated archives, every kind of damaged file, load_into's checks and its strong
 // guarantee, atomic writes.
 #define BOOST_TEST_MODULE npz
 #include <unistd.h>
@@ -172,14 +172,21 @@ BOOST_AUTO_TEST_CASE(bytes_of_a_small_file_follow_the_npy_and_zip_specs) {
   const uLong crc = crc32(0, reinterpret_cast<const Bytef*>(entry.data()), static_cast<uInt>(entry.size()));
   BOOST_TEST(crc == 0x76b0c00bu);
 
-  const std::string shared_fields =  // version 2.0, UTF-8 names, stored, 1980-01-01 00:00
-      std::string("\x14\x00\x00\x08\x00\x00\x00\x00\x21\x00", 10) +
+  // libzip's fields: version 1.0 needed, no flags (ASCII names), stored, a fixed
+  // time stamp (the date is 1980-01-02 everywhere; the time depends on the time zone).
+  const std::string written = file_string(dir / "small.npz");
+  BOOST_REQUIRE(written.size() > 14u);
+  const std::string time = written.substr(10, 2);
+  const std::string shared_fields =
+      std::string("\x0a\x00\x00\x00\x00\x00", 6) + time + std::string("\x22\x00", 2) +
       std::string("\x0b\xc0\xb0\x76", 4) +                      // CRC-32
       std::string("\x98\x00\x00\x00\x98\x00\x00\x00", 8) +      // sizes 152, 152
       std::string("\x05\x00\x00\x00", 4);                       // name length 5, no extra
   const std::string local = std::string("PK\x03\x04", 4) + shared_fields + "a.npy";
-  const std::string central = std::string("PK\x01\x02\x14\x00", 6) + shared_fields +
-                              std::string(10, '\0') +               // comment, disk, attributes
+  const std::string central = std::string("PK\x01\x02\x3f\x03", 6) +  // made by libzip 6.3 on Unix
+                              shared_fields +
+                              std::string(6, '\0') +                // comment, disk, internal attributes
+                              std::string("\x00\x00\xb6\x81", 4) +  // external: a regular file, rw-rw-rw-
                               std::string("\x00\x00\x00\x00", 4) +  // local header at 0
                               "a.npy";
   const std::string end = std::string("PK\x05\x06\x00\x00\x00\x00\x01\x00\x01\x00", 12) +
@@ -188,7 +195,6 @@ BOOST_AUTO_TEST_CASE(bytes_of_a_small_file_follow_the_npy_and_zip_specs) {
                           std::string("\x00\x00", 2);
   const std::string expected = local + entry + central + end;
   BOOST_REQUIRE_EQUAL(expected.size(), 260u);
-  const std::string written = file_string(dir / "small.npz");
   BOOST_REQUIRE_EQUAL(written.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i)
     BOOST_TEST(static_cast<int>(written[i]) == static_cast<int>(expected[i]), "byte " << i);
@@ -215,6 +221,128 @@ BOOST_AUTO_TEST_CASE(reads_what_numpy_savez_writes) {
   const Tensor w = to_tensor(arrays[0].second);
   BOOST_TEST(w.shape() == (Shape{2, 3}));
   BOOST_TEST(w.to_double_vector() == (std::vector<double>{0, 1, 2, 3, 4, 5}));
+}
+
+namespace {
+
+// A one-entry archive "w.npy" built by hand as other writers make them: with
+// ZIP64 records throughout (what libzip and numpy write past 4 GiB: sizes and
+// offset in a ZIP64 extra field, a ZIP64 end record and its locator), and/or
+// deflated as np.savez_compressed does. Small, so that the ZIP64 path is tested
+// without writing 4 GiB.
+std::string hand_made_archive(const std::string& npy, bool zip64, bool deflated) {
+  const auto put = [](std::string& out, uint64_t value, int bytes) {
+    for (int i = 0; i < bytes; ++i) out += static_cast<char>((value >> (8 * i)) & 0xff);
+  };
+  std::string data = npy;
+  if (deflated) {  // raw deflate (no zlib header), as zip method 8 stores it
+    z_stream stream{};
+    BOOST_REQUIRE(deflateInit2(&stream, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+    data.assign(deflateBound(&stream, npy.size()), '\0');
+    stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(npy.data()));
+    stream.avail_in = static_cast<uInt>(npy.size());
+    stream.next_out = reinterpret_cast<Bytef*>(data.data());
+    stream.avail_out = static_cast<uInt>(data.size());
+    BOOST_REQUIRE(deflate(&stream, Z_FINISH) == Z_STREAM_END);
+    data.resize(stream.total_out);
+    deflateEnd(&stream);
+  }
+  const uint32_t crc =
+      static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(npy.data()), static_cast<uInt>(npy.size())));
+  const uint64_t size32 = zip64 ? 0xffffffff : npy.size(), compressed32 = zip64 ? 0xffffffff : data.size();
+  const auto common = [&](std::string& out, uint64_t extra_length) {
+    put(out, zip64 ? 45 : 20, 2);  // version needed
+    put(out, 0, 2);                 // flags
+    put(out, deflated ? 8 : 0, 2);  // method
+    put(out, 0, 2);                 // time
+    put(out, 0x21, 2);              // date 1980-01-01
+    put(out, crc, 4);
+    put(out, compressed32, 4);
+    put(out, size32, 4);
+    put(out, 5, 2);  // name length
+    put(out, extra_length, 2);
+  };
+  std::string file;
+  put(file, 0x04034b50, 4);
+  common(file, zip64 ? 20 : 0);
+  file += "w.npy";
+  if (zip64) {
+    put(file, 1, 2);  // ZIP64 extra field: sizes
+    put(file, 16, 2);
+    put(file, npy.size(), 8);
+    put(file, data.size(), 8);
+  }
+  file += data;
+  const uint64_t directory_at = file.size();
+  put(file, 0x02014b50, 4);
+  put(file, zip64 ? 45 : 20, 2);  // version made by
+  common(file, zip64 ? 28 : 0);
+  put(file, 0, 2);  // comment length
+  put(file, 0, 2);  // disk
+  put(file, 0, 2);  // internal attributes
+  put(file, 0, 4);  // external attributes
+  put(file, zip64 ? 0xffffffff : 0, 4);  // local header offset
+  file += "w.npy";
+  if (zip64) {
+    put(file, 1, 2);  // ZIP64 extra field: sizes and offset
+    put(file, 24, 2);
+    put(file, npy.size(), 8);
+    put(file, data.size(), 8);
+    put(file, 0, 8);
+  }
+  const uint64_t directory_size = file.size() - directory_at;
+  if (zip64) {
+    const uint64_t record_at = file.size();
+    put(file, 0x06064b50, 4);  // ZIP64 end of central directory record
+    put(file, 44, 8);
+    put(file, 45, 2);
+    put(file, 45, 2);
+    put(file, 0, 4);
+    put(file, 0, 4);
+    put(file, 1, 8);
+    put(file, 1, 8);
+    put(file, directory_size, 8);
+    put(file, directory_at, 8);
+    put(file, 0x07064b50, 4);  // its locator
+    put(file, 0, 4);
+    put(file, record_at, 8);
+    put(file, 1, 4);
+  }
+  put(file, 0x06054b50, 4);
+  put(file, 0, 2);
+  put(file, 0, 2);
+  put(file, zip64 ? 0xffff : 1, 2);
+  put(file, zip64 ? 0xffff : 1, 2);
+  put(file, zip64 ? 0xffffffff : directory_size, 4);
+  put(file, zip64 ? 0xffffffff : directory_at, 4);
+  put(file, 0, 2);
+  return file;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(reads_zip64_and_deflated_archives) {
+  TempDir dir;
+  const std::vector<float> values{0.5f, -2.0f, 3.25f};
+  save_npz(dir / "plain.npz", NamedTensors{{"w", Tensor::from_vector({3}, std::span<const float>(values))}});
+  const std::string file = file_string(dir / "plain.npz");
+  const size_t npy_at = file.find("\x93NUMPY");
+  const std::string npy = file.substr(npy_at, 128 + 12);
+  for (const bool zip64 : {false, true})
+    for (const bool deflated : {false, true}) {
+      const fs::path path = dir / ("hand-" + std::to_string(zip64) + std::to_string(deflated) + ".npz");
+      write_string(path, hand_made_archive(npy, zip64, deflated));
+      const NamedArrays arrays = read_npz(path);
+      BOOST_REQUIRE_EQUAL(arrays.size(), 1u);
+      BOOST_TEST(arrays[0].first == "w");
+      BOOST_TEST(to_tensor(arrays[0].second).to_double_vector() == (std::vector<double>{0.5, -2.0, 3.25}),
+                 "zip64 " << zip64 << ", deflated " << deflated);
+    }
+  // A damaged deflated entry fails its CRC check like a stored one.
+  std::string damaged = hand_made_archive(npy, true, true);
+  damaged[30 + 5 + 20 + 3] ^= 0x10;
+  write_string(dir / "damaged.npz", damaged);
+  BOOST_TEST(contains(runtime_error_of([&] { read_npz(dir / "damaged.npz"); }), "entry 'w'"));
 }
 
 BOOST_AUTO_TEST_CASE(npy_headers_spell_shapes_as_python_tuples_and_align_data) {
@@ -418,4 +546,26 @@ BOOST_AUTO_TEST_CASE(writes_are_atomic) {
 
   write_file_atomic(path, std::span<const char>("new", 3));
   BOOST_TEST(file_string(path) == "new");
+}
+
+BOOST_AUTO_TEST_CASE(conversion_errors_name_the_file_and_the_entry) {
+  TempDir dir;
+  const std::vector<int64_t> labels{1, 2};
+  save_npz(dir / "mixed.npz", NamedArrays{{"labels", to_npy({2}, labels)},
+                                          {"weight", to_npy(Tensor::full({2}, 1.0))}});
+  const NamedArrays arrays = read_npz(dir / "mixed.npz");
+  const auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::string where = (dir / "mixed.npz").string();
+  BOOST_TEST(message([&] { to_tensor(arrays[0].second); }) ==
+             "to_tensor " + where + ": entry 'labels': dtype int64 ('<i8') is neither float32 ('<f4') nor float64 ('<f8')");
+  BOOST_TEST(contains(message([&] { to_int64(arrays[1].second); }), "to_int64 " + where + ": entry 'weight': dtype"));
+  // Arrays built in memory have no file to name.
+  BOOST_TEST(contains(message([] { to_tensor(NpyArray{"<i8", {1}, std::vector<uint8_t>(8)}); }), "to_tensor: dtype"));
 }

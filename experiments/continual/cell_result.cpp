@@ -46,6 +46,7 @@ json to_json(const CellResult& cell) {
       {"peak_memory_bytes", cell.peak_memory_bytes},
       {"provenance", cell.provenance},
       {"peak_device_memory_bytes", cell.peak_device_memory_bytes},
+      {"model_bytes_per_task", cell.model_bytes_per_task},
   };
 }
 
@@ -108,6 +109,7 @@ CellResult cell_from_json(const json& j) {
   // Optional: cells written before provenance was recorded have none.
   if (j.contains("provenance")) cell.provenance = j.at("provenance");
   cell.peak_device_memory_bytes = get_or<int64_t>(j, "peak_device_memory_bytes", 0);
+  cell.model_bytes_per_task = get_or<std::vector<int64_t>>(j, "model_bytes_per_task", {});
   return cell;
 }
 

@@ -57,6 +57,9 @@ struct CellResult {
   // cell's start, or its resumption's); an empty object when not recorded.
   nlohmann::json provenance = nlohmann::json::object();
   int64_t peak_device_memory_bytes = 0;  // --device cuda: most GPU memory held by tensors; 0 on the CPU
+  // Bytes of each task's kept model file (--out/models/<cell>/task-N.npz):
+  // what the task stores, the growth params.new_per_task counts, in .npz bytes.
+  std::vector<int64_t> model_bytes_per_task;
 };
 
 // "lora-seed3": names the cell in messages, file names and progress lines.

@@ -14,6 +14,15 @@ std::filesystem::path checkpoint_file(const std::filesystem::path& out_dir, cons
   return out_dir / "checkpoints" / (cell + ".npz");
 }
 
+std::filesystem::path model_dir(const std::filesystem::path& out_dir, const std::string& cell) {
+  return out_dir / "models" / cell;
+}
+
+std::filesystem::path task_model_file(const std::filesystem::path& out_dir, const std::string& cell,
+                                      int64_t task_number) {
+  return model_dir(out_dir, cell) / ("task-" + std::to_string(task_number) + ".npz");
+}
+
 void save_checkpoint(const std::filesystem::path& path, const Checkpoint& checkpoint) {
   std::filesystem::create_directories(path.parent_path());
   engine::NamedArrays arrays;

@@ -53,6 +53,16 @@ class Learner {
   // Every tensor of the network (parameters and buffers such as running
   // statistics), aliased: writing into them changes the network.
   virtual engine::NamedTensors state() = 0;
+  // What training the current task can change, aliased: the parameters
+  // begin_task returned and the buffers of their layers (running statistics).
+  // The rest of state() stays as the previous task left it, so a checkpoint
+  // within a task needs only this.
+  virtual engine::NamedTensors trained_state() = 0;
+  // What begin_task(task) added to the network, aliased, with the network's
+  // names: for task 0 the whole network as it then stood, for later tasks
+  // their adapters, batch-norm copies, branches and head block. Together the
+  // tasks' parts are state(); a task's part is what its kept model file holds.
+  virtual engine::NamedTensors task_state(int64_t task) = 0;
   // Counters of random layers (dropout), for checkpoints that resume bit-identically.
   virtual std::vector<std::pair<std::string, uint64_t>> counters() const = 0;
   virtual void load_counters(const std::vector<std::pair<std::string, uint64_t>>& counters) = 0;

@@ -4,6 +4,7 @@
 //
 //   continual [flags]            run the sweep (methods x seeds), or this shard of it
 //   continual merge OUT_DIR      combine the cell files of a sharded sweep
+//   continual evaluate OUT_DIR   re-evaluate the kept models of a finished run
 #include <filesystem>
 #include <iostream>
 
@@ -12,6 +13,7 @@
 #include "experiments/common/cli.h"
 #include "experiments/common/provenance.h"
 #include "experiments/continual/config.h"
+#include "experiments/continual/evaluate.h"
 #include "experiments/continual/merge.h"
 #include "experiments/continual/progress.h"
 #include "experiments/continual/run.h"
@@ -32,11 +34,24 @@ int main(int argc, char** argv) {
   CLI::App* merge = app.add_subcommand("merge", "combine the cell files of a sharded sweep in OUT_DIR into "
                                                 "results.json, summary.md, CSVs and plots");
   merge->add_option("OUT_DIR", merge_dir, "the --out directory of the shards")->required();
+  std::filesystem::path evaluate_dir;
+  CLI::App* evaluate = app.add_subcommand(
+      "evaluate", "reload the kept models (OUT_DIR/models/<cell>/task-N.npz) of every finished cell, evaluate "
+                  "every task again on the run's data, and compare with the run's last accuracy row "
+                  "(writes OUT_DIR/evaluation.json); e.g. continual evaluate runs/continual");
+  evaluate->add_option("OUT_DIR", evaluate_dir, "the --out directory of the run")->required();
   return tool::run_main("continual", app, argc, argv, [&] {
-    if (merge->parsed())
+    if (merge->parsed()) {
       std::cout << merge_sweep(merge_dir) << "\nresults in " << merge_dir.string() << "\n";
-    else
+    } else if (evaluate->parsed()) {
+      for (const EvaluatedCell& cell : evaluate_run(evaluate_dir, std::cerr)) {
+        std::cout << cell.cell << (cell.identical() ? "" : " (differs from the run)") << ":";
+        for (double a : cell.accuracy) std::cout << " " << a;
+        std::cout << "\n";
+      }
+    } else {
       run_sweep(config, std::cout, std::cerr, progress_on_terminal());
+    }
     return 0;
   });
 }

@@ -1,5 +1,7 @@
 #include "experiments/continual/methods.h"
 
+#include <set>
+
 #include "engine/npz.h"
 #include "experiments/continual/trainer.h"
 #include "layers/continual_model.h"
@@ -8,6 +10,12 @@
 namespace continual {
 
 namespace {
+
+// "features.1.running_mean" -> "features.1"
+std::string module_of(const std::string& tensor_name) {
+  const size_t dot = tensor_name.rfind('.');
+  return dot == std::string::npos ? "" : tensor_name.substr(0, dot);
+}
 
 enum Purpose : uint64_t { kNetwork = 3, kTasks = 4 };
 
@@ -21,10 +29,18 @@ class ContinualModelLearner final : public Learner {
 
   std::vector<engine::Tensor> begin_task(int64_t task, const std::vector<int64_t>& classes) override {
     const layers::ParameterCounts before = model_.counts();
+    // What was there before the first task (the network) is the first task's too.
+    std::set<std::string> before_names;
+    if (task > 0)
+      for (const auto& [name, tensor] : model_.state_dict()) before_names.insert(name);
     const int64_t added = model_.add_task(static_cast<int64_t>(classes.size()));
     if (added != task)
       throw std::logic_error("learner: task " + std::to_string(task) + " begun as task " + std::to_string(added));
     model_.to(device_);
+    std::vector<std::string> names;
+    for (const auto& [name, tensor] : model_.state_dict())
+      if (!before_names.contains(name)) names.push_back(name);
+    task_names_.push_back(std::move(names));
     const layers::ParameterCounts after = model_.counts();
     // Growth of what is stored; the first task stores (and trains) everything.
     new_params_.push_back(task == 0 ? NewParams{after.features, after.classifier}
@@ -49,6 +65,24 @@ class ContinualModelLearner final : public Learner {
   bool trains_on_all_seen_tasks() const override { return model_.options().method == layers::Method::joint; }
 
   engine::NamedTensors state() override { return model_.state_dict(); }
+  // The trainable parameters and the buffers of their modules: a layer's
+  // running statistics change only while its weights train (batch_norm.cpp).
+  engine::NamedTensors trained_state() override {
+    engine::NamedTensors tensors = model_.named_trainable_parameters();
+    std::set<std::string> trained_modules;
+    for (const auto& [name, tensor] : tensors) trained_modules.insert(module_of(name));
+    for (auto& buffer : model_.network().named_buffers())
+      if (trained_modules.contains(module_of(buffer.first))) tensors.push_back(std::move(buffer));
+    return tensors;
+  }
+  engine::NamedTensors task_state(int64_t task) override {
+    const std::vector<std::string>& names = task_names_.at(static_cast<size_t>(task));
+    const std::set<std::string> wanted(names.begin(), names.end());
+    engine::NamedTensors tensors;
+    for (auto& entry : model_.state_dict())
+      if (wanted.contains(entry.first)) tensors.push_back(std::move(entry));
+    return tensors;
+  }
   std::vector<std::pair<std::string, uint64_t>> counters() const override { return model_.counters(); }
   void load_counters(const std::vector<std::pair<std::string, uint64_t>>& counters) override {
     model_.load_counters(counters);
@@ -58,9 +92,16 @@ class ContinualModelLearner final : public Learner {
   layers::ContinualModel model_;
   engine::Device device_;
   std::vector<NewParams> new_params_;
+  std::vector<std::vector<std::string>> task_names_;  // per task: the state_dict names it added
 };
 
 }  // namespace
+
+layers::ContinualModel& continual_model(Learner& learner) {
+  auto* built = dynamic_cast<ContinualModelLearner*>(&learner);
+  if (!built) throw std::logic_error("continual_model: not a learner of make_learner");
+  return built->model();
+}
 
 std::unique_ptr<Learner> make_learner(const RunConfig& c, const std::string& method, const TaskData& data,
                                       uint64_t seed, int64_t rank) {

@@ -13,6 +13,7 @@
 #include "experiments/continual/config.h"
 #include "experiments/continual/learner.h"
 #include "experiments/continual/task_data.h"
+#include "layers/continual_model.h"
 
 namespace continual {
 
@@ -22,5 +23,9 @@ namespace continual {
 // placement.
 std::unique_ptr<Learner> make_learner(const RunConfig& config, const std::string& method, const TaskData& data,
                                       uint64_t seed, int64_t rank = 0);
+
+// The network of a learner make_learner built (for merging and exporting a
+// task's model). Throws std::logic_error for any other learner.
+layers::ContinualModel& continual_model(Learner& learner);
 
 }  // namespace continual

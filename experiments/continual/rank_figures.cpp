@@ -40,7 +40,9 @@ void write_rank_figures(const std::filesystem::path& out_dir, const std::vector<
   params.title = "Parameters a task trains against the adapter rank r";
   params.y_label = "parameters trained by the last task";
   for (size_t m = 0; m < order.size(); ++m) {
-    plot::Series acc{.name = order[m], .color = plot::palette(m)}, trained{.name = order[m], .color = plot::palette(m)};
+    plot::Series acc, trained;
+    acc.name = trained.name = order[m];
+    acc.color = trained.color = plot::palette(m);
     for (const MethodSummary* s : by_method[order[m]]) {
       const double r = static_cast<double>(s->runs.front().rank);
       acc.x.push_back(r);

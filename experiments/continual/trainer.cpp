@@ -1,11 +1,14 @@
 #include "experiments/continual/trainer.h"
 
+#include <algorithm>
 #include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include "datasets/loader.h"
@@ -128,23 +131,6 @@ engine::NamedTensors clone_all(const engine::NamedTensors& tensors) {
   return copies;
 }
 
-// Copies `source` into the learner's tensors, matched by name; every tensor
-// of the learner must be there with its shape.
-void load_state(Learner& learner, const engine::NamedTensors& source, const std::string& what) {
-  engine::NoGradGuard no_grad;
-  engine::NamedTensors target = learner.state();
-  if (target.size() != source.size())
-    throw std::runtime_error(what + ": holds " + std::to_string(source.size()) + " tensors, the network has " +
-                             std::to_string(target.size()));
-  for (size_t i = 0; i < target.size(); ++i) {
-    if (target[i].first != source[i].first || target[i].second.shape() != source[i].second.shape())
-      throw std::runtime_error(what + ": tensor " + source[i].first + " " + engine::to_string(source[i].second.shape()) +
-                               " does not match the network's " + target[i].first + " " +
-                               engine::to_string(target[i].second.shape()));
-    target[i].second.copy_(source[i].second.to(target[i].second.device()).to(target[i].second.dtype()));
-  }
-}
-
 std::vector<int64_t> seen_union(const TaskData& data, int64_t task, std::vector<int64_t> datasets::Task::*list) {
   std::vector<int64_t> all;
   for (int64_t t = 0; t <= task; ++t) {
@@ -238,6 +224,47 @@ void check_resume_record(const Checkpoint& checkpoint, const json& current, cons
 
 }  // namespace
 
+void load_state(const engine::NamedTensors& target, const engine::NamedTensors& source, const std::string& what) {
+  engine::NoGradGuard no_grad;
+  std::map<std::string, const Tensor*> by_name;
+  for (const auto& [name, tensor] : source) by_name[name] = &tensor;
+  // Check everything before copying anything.
+  for (const auto& [name, tensor] : target) {
+    const auto found = by_name.find(name);
+    if (found == by_name.end()) throw std::runtime_error(what + ": tensor " + name + " is missing");
+    if (found->second->shape() != tensor.shape())
+      throw std::runtime_error(what + ": tensor " + name + " has shape " + engine::to_string(found->second->shape()) +
+                               ", the network's has " + engine::to_string(tensor.shape()));
+  }
+  if (source.size() != target.size()) {
+    std::map<std::string, bool> wanted;
+    for (const auto& [name, tensor] : target) wanted[name] = true;
+    for (const auto& [name, tensor] : source)
+      if (!wanted.contains(name)) throw std::runtime_error(what + ": tensor " + name + " is not in the network");
+    throw std::runtime_error(what + ": a tensor name appears twice");
+  }
+  for (const auto& [name, tensor] : target) {
+    Tensor destination = tensor;
+    const Tensor& value = *by_name.at(name);
+    destination.copy_(value.to(destination.device()).to(destination.dtype()));
+  }
+}
+
+void restore_finished_tasks(Learner& learner, const TaskData& data, const std::filesystem::path& out_dir,
+                            const std::string& cell, int64_t tasks) {
+  for (int64_t t = 0; t < tasks; ++t) learner.begin_task(t, data.split.tasks[t].classes);
+  for (int64_t t = 0; t < tasks; ++t) {
+    const std::filesystem::path file = task_model_file(out_dir, cell, t + 1);
+    engine::NamedTensors part;
+    for (const auto& [name, array] : engine::read_npz(file)) part.push_back({name, engine::to_tensor(array)});
+    load_state(learner.task_state(t), part, file.string());
+  }
+}
+
+double task_accuracy(Learner& learner, const TaskData& data, int64_t task, engine::Device device) {
+  return evaluate(learner, data, data.eval_set(), data.eval_indices(task), task, learner.class_mask(task), device);
+}
+
 CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner, const CellRun& run) {
   const std::string name = cell_name(run.method, run.seed);
   const std::filesystem::path checkpoint_path = checkpoint_file(c.out, name);
@@ -271,10 +298,14 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
     }
     log << name << ": resuming from " << checkpoint_path.string() << " at task " << s.task + 1 << ", epoch "
         << s.epoch << " done\n";
-    // Rebuild the network's structure as it stood, then load its values.
-    for (int64_t t = 0; t < s.task; ++t) begin_task(t);
-    if (s.epoch > 0) trainable = begin_task(s.task);
-    load_state(learner, checkpoint->model, checkpoint_path.string());
+    // Rebuild the network's structure as it stood after the finished tasks and
+    // load their kept parts (task 0's start is re-derived from the seed or
+    // --init); then begin the task in training and load what it has trained.
+    restore_finished_tasks(learner, data, c.out, name, s.task);
+    if (s.epoch > 0) {
+      trainable = begin_task(s.task);
+      load_state(learner.trained_state(), checkpoint->model, checkpoint_path.string());
+    }
     learner.load_counters(s.counters);
   } else if (std::filesystem::exists(checkpoint_path)) {
     log << name << ": starting afresh (an old checkpoint is there; --resume continues from it)\n";
@@ -394,7 +425,7 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
         s.best_val = val;
         s.best_epoch = s.epoch;
         s.bad_epochs = 0;
-        best = clone_all(learner.state());
+        best = clone_all(learner.trained_state());
       } else {
         ++s.bad_epochs;
       }
@@ -406,17 +437,17 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
                            optimizer->lr(), epoch_seconds});
       progress.finish("val " + format("%.4f", val) + (s.best_epoch == s.epoch ? " (best)" : ""));
       s.counters = learner.counters();
-      if (rank == 0) save_checkpoint(checkpoint_path, {progress_record(s), learner.state(), best, optimizer->state()});
+      if (rank == 0) save_checkpoint(checkpoint_path, {progress_record(s), learner.trained_state(), best, optimizer->state()});
       checkpointed = true;
     }
 
     // Best weights back, then the row of R: every task seen so far, with its task id.
     const auto start = std::chrono::steady_clock::now();
-    load_state(learner, best, name + " best weights of task " + std::to_string(t + 1));
+    load_state(learner.trained_state(), best, name + " best weights of task " + std::to_string(t + 1));
     std::vector<double> row, val_row;
     for (int64_t j = 0; j <= t; ++j) {
       const std::vector<uint8_t> task_mask = learner.class_mask(j);
-      row.push_back(evaluate(learner, data, data.eval_set(), data.eval_indices(j), j, task_mask, device));
+      row.push_back(task_accuracy(learner, data, j, device));
       val_row.push_back(data.split.has_test
                             ? evaluate(learner, data, data.data.train, data.split.tasks[j].validation, j, task_mask, device)
                             : row.back());
@@ -434,7 +465,21 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
     s.task = t + 1;
     s.epoch = 0;
     s.counters = learner.counters();
-    if (rank == 0) save_checkpoint(checkpoint_path, {progress_record(s), learner.state(), {}, {}});
+    if (rank == 0) {
+      // The task's part of the network, and the parts of earlier tasks it
+      // trained, then the progress that points past them.
+      std::set<std::string> trained;
+      for (const auto& [tensor_name, tensor] : learner.trained_state()) trained.insert(tensor_name);
+      std::filesystem::create_directories(model_dir(c.out, name));
+      for (int64_t j = 0; j <= t; ++j) {
+        const engine::NamedTensors part = learner.task_state(j);
+        const bool changed =
+            std::any_of(part.begin(), part.end(), [&](const auto& entry) { return trained.contains(entry.first); });
+        if (j == t || changed) engine::save_npz(task_model_file(c.out, name, j + 1), part);
+      }
+      save_checkpoint(checkpoint_path, {progress_record(s), {}, {}, {}});
+      checkpointed = true;
+    }
   }
 
   CellResult result;
@@ -461,6 +506,10 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
   result.provenance = experiments::provenance_json(device);
   result.provenance["started"] = experiments::utc_timestamp(cell_started);
   result.peak_device_memory_bytes = engine::backend(device).peak_memory_bytes();
+  if (rank == 0)
+    for (int64_t t = 0; t < tasks; ++t)
+      result.model_bytes_per_task.push_back(
+          static_cast<int64_t>(std::filesystem::file_size(task_model_file(c.out, name, t + 1))));
   return result;
 }
 

@@ -14,6 +14,7 @@
 // statistics, computed per rank, are taken from rank 0 before each evaluation.
 #pragma once
 
+#include <filesystem>
 #include <ostream>
 #include <string>
 
@@ -37,9 +38,24 @@ struct CellRun {
 };
 
 // Trains `learner` (fresh, built for this cell) over every task of `data`.
-// Checkpoints go to checkpoint_file(config.out, cell name) and are removed
-// once the cell has finished.
+// Checkpoints go to checkpoint_file(config.out, cell name) (run.cpp removes
+// them once the cell has finished); each task's part of the final network
+// stays in task_model_file(config.out, cell name, task number).
 CellResult train_cell(const RunConfig& config, const TaskData& data, Learner& learner, const CellRun& run);
+
+// Copies `source` into `target` (tensors of a learner, aliased), matched by
+// name, after checking that every tensor of `target` is there with its shape
+// and nothing else is; errors start with `what` (a file) and name the tensor.
+void load_state(const engine::NamedTensors& target, const engine::NamedTensors& source, const std::string& what);
+
+// Begins tasks 0..tasks-1 on a fresh `learner` and loads their kept model
+// files (checkpoint.h's task_model_file) written by the cell `cell` in `out_dir`.
+void restore_finished_tasks(Learner& learner, const TaskData& data, const std::filesystem::path& out_dir,
+                            const std::string& cell, int64_t tasks);
+
+// Accuracy through task `task`'s path on its images of the reported split
+// (TaskData::eval_set): an entry of the accuracy matrix.
+double task_accuracy(Learner& learner, const TaskData& data, int64_t task, engine::Device device);
 
 // A seed for one purpose of one task of a cell (initialisation, batch order),
 // so that each task's randomness is independent of how the run got there.
