@@ -27,6 +27,11 @@ struct ParamCounts {
   int64_t total = 0;  // every parameter stored after the last task
   int64_t conv = 0;
   int64_t classifier = 0;
+  // What a method stores besides the network, added by each task (learner.h's
+  // NewParams): values kept as parameters are, and data (bytes).
+  std::vector<int64_t> method_values_per_task;
+  std::vector<int64_t> data_bytes_per_task;
+  int64_t stored_bytes = 0;  // everything stored after the last task: parameters and values as float32, and data
 };
 
 // Per-epoch learning curve of one task.

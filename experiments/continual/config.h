@@ -38,6 +38,13 @@ struct RunConfig {
   std::string adapt = "all";  // which layers get adapters (layers::parse_adapt)
   std::filesystem::path init;     // .npz backbone to start from
 
+  // Methods of the other families of forgetting solutions (experiments/continual/learners/).
+  double ewc_lambda = 1000;      // ewc: strength of the penalty
+  double ewc_gamma = 1.0;        // ewc: decay of the running Fisher (online EWC)
+  double lwf_alpha = 1.0;        // lwf: weight of the distillation loss
+  double lwf_temperature = 2.0;  // lwf: softmax temperature of the soft targets
+  int64_t memory = 200;          // replay: images kept in memory
+
   // Training.
   int64_t epochs = 5;
   int64_t patience = 2;

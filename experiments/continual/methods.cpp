@@ -1,6 +1,9 @@
 #include "experiments/continual/methods.h"
 
 #include "engine/npz.h"
+#include "experiments/continual/learners/ewc.h"
+#include "experiments/continual/learners/lwf.h"
+#include "experiments/continual/learners/replay.h"
 #include "experiments/continual/trainer.h"
 #include "layers/continual_model.h"
 #include "layers/models.h"
@@ -9,7 +12,7 @@ namespace continual {
 
 namespace {
 
-enum Purpose : uint64_t { kNetwork = 3, kTasks = 4 };
+enum Purpose : uint64_t { kNetwork = 3, kTasks = 4, kReplay = 5 };
 
 class ContinualModelLearner final : public Learner {
  public:
@@ -64,6 +67,13 @@ class ContinualModelLearner final : public Learner {
 
 std::unique_ptr<Learner> make_learner(const RunConfig& c, const std::string& method, const TaskData& data,
                                       uint64_t seed) {
+  // The regularisation, distillation and rehearsal families act on the naive network.
+  if (method == "ewc") return std::make_unique<Ewc>(make_learner(c, "naive", data, seed), c.ewc_lambda, c.ewc_gamma);
+  if (method == "lwf")
+    return std::make_unique<Lwf>([&c, &data, seed] { return make_learner(c, "naive", data, seed); }, c.lwf_alpha,
+                                 c.lwf_temperature);
+  if (method == "replay")
+    return std::make_unique<Replay>(make_learner(c, "naive", data, seed), data, c.memory, task_stream(seed, kReplay, 0));
   const datasets::ImageDataset& train = data.data.train;
   const layers::InputShape input{train.height, train.width, train.channels};
   const int64_t first_classes = static_cast<int64_t>(data.split.tasks.front().classes.size());

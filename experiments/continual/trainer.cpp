@@ -50,7 +50,7 @@ struct LoopState {
 json to_json(const LoopState& s) {
   json curves = json::array(), params = json::array();
   for (const TaskCurve& c : s.curves) curves.push_back({c.train_loss, c.val_accuracy, c.best_epoch});
-  for (const NewParams& p : s.new_params) params.push_back({p.conv, p.classifier});
+  for (const NewParams& p : s.new_params) params.push_back({p.conv, p.classifier, p.method_values, p.data_bytes});
   return {{"task", s.task},           {"epoch", s.epoch},
           {"best_val", s.best_val},   {"best_epoch", s.best_epoch},
           {"bad_epochs", s.bad_epochs}, {"task_seconds", s.task_seconds},
@@ -74,7 +74,8 @@ LoopState loop_state_from_json(const json& j) {
     s.curves.push_back({c.at(0).get<std::vector<double>>(), c.at(1).get<std::vector<double>>(), c.at(2).get<int64_t>()});
   j.at("epochs_per_task").get_to(s.epochs_per_task);
   j.at("seconds_per_task").get_to(s.seconds_per_task);
-  for (const json& p : j.at("new_params")) s.new_params.push_back({p.at(0).get<int64_t>(), p.at(1).get<int64_t>()});
+  for (const json& p : j.at("new_params"))
+    s.new_params.push_back({p.at(0).get<int64_t>(), p.at(1).get<int64_t>(), p.at(2).get<int64_t>(), p.at(3).get<int64_t>()});
   j.at("counters").get_to(s.counters);
   return s;
 }
@@ -259,8 +260,10 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
         int64_t part_correct = 0;
         if (part > 0) {
           const Tensor images = ranks == 1 ? batch->images : engine::slice(batch->images, 0, lo, hi);
-          const Tensor logits = learner.forward(images.to(device), t, true);
+          const Tensor on_device = images.to(device);
+          const Tensor logits = learner.forward(on_device, t, true);
           loss = engine::cross_entropy(logits, labels, mask);
+          if (const Tensor extra = learner.extra_loss(on_device, logits, t); extra.defined()) loss = *loss + extra;
           part_loss_sum = loss->item() * static_cast<double>(part);
           const std::vector<int64_t> predicted = engine::masked_argmax(logits.detach(), mask);
           for (size_t i = 0; i < predicted.size(); ++i) part_correct += predicted[i] == labels[i];
@@ -334,6 +337,13 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
     std::string line = name + " after task " + std::to_string(t + 1) + ": " + data.eval_split() + " accuracy";
     for (double a : row) line += " " + format("%.4f", a);
     log << line << "\n" << std::flush;
+    datasets::LoaderOptions fixed_order;
+    fixed_order.batch_size = kEvalBatch;
+    fixed_order.shuffle = false;
+    fixed_order.normalization = data.stats;
+    fixed_order.label_map = data.label_positions;
+    datasets::BatchLoader training_images(data.data.train, task.train, fixed_order);
+    learner.end_task(t, training_images);
     // A task boundary: the next task starts from these weights.
     s.task = t + 1;
     s.epoch = 0;
@@ -357,6 +367,9 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
     p.new_classifier_per_task.push_back(n.classifier);
     p.conv += n.conv;
     p.classifier += n.classifier;
+    p.method_values_per_task.push_back(n.method_values);
+    p.data_bytes_per_task.push_back(n.data_bytes);
+    p.stored_bytes += n.data_bytes + static_cast<int64_t>(sizeof(float)) * (n.total() + n.method_values);
   }
   p.total = p.conv + p.classifier;
   p.base = p.new_per_task.front();
