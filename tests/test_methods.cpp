@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "engine/ops.h"
+#include "experiments/continual/config.h"
 #include "experiments/continual/learners/ewc.h"
 #include "tests/gradcheck.h"
 
@@ -208,3 +209,28 @@ BOOST_AUTO_TEST_CASE(distillation_rejects_bad_input) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Every flag of these methods is range-checked with its name in the message.
+BOOST_AUTO_TEST_CASE(flags_are_range_checked) {
+  auto rejects = [](void (*set)(RunConfig&), const std::string& flag) {
+    RunConfig c;
+    set(c);
+    try {
+      validate(c);
+      BOOST_ERROR(flag << " accepted a bad value");
+    } catch (const std::invalid_argument& e) {
+      BOOST_TEST(std::string(e.what()).find(flag + ":") == 0, e.what());
+    }
+  };
+  rejects([](RunConfig& c) { c.ewc_lambda = -1; }, "--ewc-lambda");
+  rejects([](RunConfig& c) { c.ewc_gamma = 1.5; }, "--ewc-gamma");
+  rejects([](RunConfig& c) { c.ewc_gamma = -0.1; }, "--ewc-gamma");
+  rejects([](RunConfig& c) { c.lwf_alpha = -1; }, "--lwf-alpha");
+  rejects([](RunConfig& c) { c.lwf_temperature = 0; }, "--lwf-temperature");
+  rejects([](RunConfig& c) { c.memory = -1; }, "--memory");
+  RunConfig fine;
+  fine.methods = {"ewc", "lwf", "replay"};
+  fine.memory = 0;
+  fine.ewc_gamma = 0;
+  BOOST_CHECK_NO_THROW(validate(fine));
+}
