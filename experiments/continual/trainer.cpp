@@ -263,6 +263,8 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
           const Tensor on_device = images.to(device);
           const Tensor logits = learner.forward(on_device, t, true);
           loss = engine::cross_entropy(logits, labels, mask);
+          // A method's own term (EWC's penalty, LwF's distillation, replay's
+          // memory batch) is part of the loss that trains and is reported.
           if (const Tensor extra = learner.extra_loss(on_device, logits, t); extra.defined()) loss = *loss + extra;
           part_loss_sum = loss->item() * static_cast<double>(part);
           const std::vector<int64_t> predicted = engine::masked_argmax(logits.detach(), mask);
@@ -337,6 +339,7 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
     std::string line = name + " after task " + std::to_string(t + 1) + ": " + data.eval_split() + " accuracy";
     for (double a : row) line += " " + format("%.4f", a);
     log << line << "\n" << std::flush;
+    // The method's end-of-task work (EWC's Fisher) on the task's training images.
     datasets::LoaderOptions fixed_order;
     fixed_order.batch_size = kEvalBatch;
     fixed_order.shuffle = false;
