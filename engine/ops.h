@@ -96,6 +96,12 @@ Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t
 Tensor cross_entropy(const Tensor& logits, std::span<const int64_t> labels,
                      std::span<const uint8_t> class_mask = {});
 
+// Soft-target cross-entropy of knowledge distillation (ops/distillation.cpp):
+// mean over N of -sum over allowed k of softmax(teacher/T)_k log softmax(logits/T)_k,
+// both softmaxes over the allowed classes only. The teacher gets no gradient.
+// logits (N,K), teacher_logits (N,K), class_mask (K) of 0/1 -> shape {}
+Tensor distillation(const Tensor& logits, const Tensor& teacher_logits, std::span<const uint8_t> class_mask,
+                    double temperature);
 // Not differentiable: index of the largest allowed logit per row.
 // logits (N,K), class_mask (K) or empty -> N predictions
 std::vector<int64_t> masked_argmax(const Tensor& logits, std::span<const uint8_t> class_mask = {});

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -28,6 +29,8 @@
 #include "experiments/continual/checkpoint.h"
 #include "experiments/continual/epoch_log.h"
 #include "experiments/continual/evaluate.h"
+#include "experiments/continual/learners/replay.h"
+#include "experiments/continual/learners/wrapped_learner.h"
 #include "experiments/continual/merge.h"
 #include "experiments/continual/methods.h"
 #include "experiments/continual/run.h"
@@ -90,34 +93,24 @@ CellResult run_method(const RunConfig& c, const std::string& method, uint64_t se
 // Wraps a learner and breaks it on the n-th training forward: throws (a
 // killed process), returns NaN logits or runs with a NaN in its first
 // convolution's weight (a diverged run).
-class FaultyLearner final : public Learner {
+class FaultyLearner final : public WrappedLearner {
  public:
   enum class Fault { kill, nan, nan_weight };
   FaultyLearner(std::unique_ptr<Learner> inner, int64_t fail_at, Fault fault)
-      : inner_(std::move(inner)), fail_at_(fail_at), fault_(fault) {}
-  std::vector<engine::Tensor> begin_task(int64_t task, const std::vector<int64_t>& classes) override {
-    return inner_->begin_task(task, classes);
-  }
-  NewParams new_params(int64_t task) const override { return inner_->new_params(task); }
+      : WrappedLearner(std::move(inner)), fail_at_(fail_at), fault_(fault) {}
   engine::Tensor forward(const engine::Tensor& images, int64_t task, bool training) override {
     if (training && fault_ == Fault::nan_weight && calls_ + 1 == fail_at_) poison_first_conv();
-    engine::Tensor logits = inner_->forward(images, task, training);
+    engine::Tensor logits = base().forward(images, task, training);
     if (training && ++calls_ == fail_at_ && fault_ != Fault::nan_weight) {
       if (fault_ == Fault::kill) throw std::runtime_error("simulated kill");
       return engine::mul_scalar(logits, std::numeric_limits<double>::quiet_NaN());
     }
     return logits;
   }
-  std::vector<uint8_t> class_mask(int64_t task) const override { return inner_->class_mask(task); }
-  engine::NamedTensors state() override { return inner_->state(); }
-  engine::NamedTensors trained_state() override { return inner_->trained_state(); }
-  engine::NamedTensors task_state(int64_t task) override { return inner_->task_state(task); }
-  std::vector<std::pair<std::string, uint64_t>> counters() const override { return inner_->counters(); }
-  void load_counters(const std::vector<std::pair<std::string, uint64_t>>& c) override { inner_->load_counters(c); }
 
  private:
   void poison_first_conv() {
-    for (auto& [name, tensor] : inner_->state())
+    for (auto& [name, tensor] : base().state())
       if (tensor.ndim() == 4) {
         tensor.data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
         return;
@@ -125,7 +118,6 @@ class FaultyLearner final : public Learner {
     BOOST_FAIL("no convolution weight to poison");
   }
 
-  std::unique_ptr<Learner> inner_;
   int64_t fail_at_, calls_ = 0;
   Fault fault_;
 };
@@ -341,6 +333,84 @@ BOOST_AUTO_TEST_CASE(evaluate_refuses_missing_or_misshaped_models_and_other_data
   mentions(error_of(), "has no kept models");
   fs::remove_all(dir.path / "cells");
   mentions(error_of(), "no finished cell");
+}
+
+// EWC's Fisher and anchors and LwF's teacher travel in the checkpoint; the
+// replay memory is rebuilt and its draws counted.
+BOOST_AUTO_TEST_CASE(ewc_lwf_and_replay_resume_after_a_kill_give_identical_numbers,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  for (const std::string method : {"ewc", "lwf", "replay"}) {
+    TempDir whole("whole-" + method), killed("killed-" + method);
+    RunConfig c = small_config(whole.path);
+    c.tasks = 2;
+    c.class_order = "0,1,2,3";
+    const CellResult reference = run_method(c, method);
+    c.out = killed.path;
+    // Batch 3 of epoch 2 of task 2 fails.
+    const int64_t fail_at = 2 * kBatchesPerEpoch + kBatchesPerEpoch + 3;
+    auto faulty = std::make_unique<FaultyLearner>(make_learner(c, method, small_data(), 0), fail_at,
+                                                  FaultyLearner::Fault::kill);
+    std::ostringstream log;
+    BOOST_CHECK_THROW(train_cell(c, small_data(), *faulty, {method, 0, false, &log, false}), std::runtime_error);
+    const CellResult resumed = run_method(c, method, 0, /*resume=*/true);
+    BOOST_TEST(resumed.accuracy_matrix == reference.accuracy_matrix, method);
+    for (size_t t = 0; t < reference.curves.size(); ++t)
+      BOOST_TEST(resumed.curves[t].train_loss == reference.curves[t].train_loss, method << " task " << t);
+  }
+}
+
+// The methods' terms are wired in: each changes naive training, learns, and
+// with its term switched off (lambda, alpha or memory 0) is naive training bit
+// for bit.
+BOOST_AUTO_TEST_CASE(ewc_lwf_and_replay_are_naive_plus_their_loss_term,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  TempDir dir("families");
+  RunConfig c = small_config(dir.path);
+  c.tasks = 2;
+  c.class_order = "0,1,2,3";
+  c.epochs = 1;
+  const AccuracyMatrix naive = run_method(c, "naive").accuracy_matrix;
+  for (const std::string method : {"ewc", "lwf", "replay"}) {
+    const AccuracyMatrix on = run_method(c, method).accuracy_matrix;
+    BOOST_TEST(on != naive, method);
+    BOOST_TEST(on[0] == naive[0], method << ": task 0 has nothing to keep yet");
+    BOOST_TEST(average_accuracy(on) > 0.8, method << " ACC " << average_accuracy(on));
+  }
+  RunConfig off = c;
+  off.ewc_lambda = 0;
+  off.lwf_alpha = 0;
+  off.memory = 0;
+  for (const std::string method : {"ewc", "lwf", "replay"})
+    BOOST_TEST(run_method(off, method).accuracy_matrix == naive, method);
+}
+
+BOOST_AUTO_TEST_CASE(replay_memory_is_class_balanced_seeded_and_of_training_images_only,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  const TaskData& data = small_data();
+  // 3 tasks seen: 6 classes share 50 slots, 8 each and one more for the first two.
+  const std::vector<int64_t> memory = fill_replay_memory(data, 3, 50, 7);
+  BOOST_REQUIRE(memory.size() == 50u);
+  std::map<int64_t, int64_t> per_class;
+  for (int64_t i : memory) ++per_class[data.data.train.labels[static_cast<size_t>(i)]];
+  const std::vector<int64_t>& order = data.split.class_order;
+  for (size_t k = 0; k < 6; ++k) BOOST_TEST(per_class[order[k]] == (k < 2 ? 9 : 8), "class " << order[k]);
+  BOOST_TEST(per_class.size() == 6u);
+  std::set<int64_t> training, held_out;
+  for (int64_t t = 0; t < 3; ++t) {
+    training.insert(data.split.tasks[t].train.begin(), data.split.tasks[t].train.end());
+    held_out.insert(data.split.tasks[t].validation.begin(), data.split.tasks[t].validation.end());
+  }
+  for (int64_t i : memory) {
+    BOOST_TEST(training.count(i) == 1u, i);
+    BOOST_TEST(held_out.count(i) == 0u, i);
+  }
+  BOOST_TEST(std::set<int64_t>(memory.begin(), memory.end()).size() == memory.size());  // no image twice
+  // The same seed gives the same memory; another seed another sample.
+  BOOST_TEST(fill_replay_memory(data, 3, 50, 7) == memory, boost::test_tools::per_element());
+  BOOST_TEST(fill_replay_memory(data, 3, 50, 8) != memory);
+  // Nothing seen yet, or no room: an empty memory.
+  BOOST_TEST(fill_replay_memory(data, 0, 50, 7).empty());
+  BOOST_TEST(fill_replay_memory(data, 3, 0, 7).empty());
 }
 
 BOOST_AUTO_TEST_CASE(nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint,

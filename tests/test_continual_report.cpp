@@ -46,7 +46,8 @@ CellResult make_cell(const std::string& method, uint64_t seed, AccuracyMatrix r)
   c.accuracy_split = "test";
   c.accuracy_matrix = r;
   c.validation_matrix = r;
-  c.params = {100, {100, 10, 10}, {60, 5, 5}, {40, 5, 5}, 120, 70, 50};
+  // Task 1 keeps 7 values beside the network, task 2 3000 bytes of data.
+  c.params = {100, {100, 10, 10}, {60, 5, 5}, {40, 5, 5}, 120, 70, 50, {}, {0, 7, 0}, {0, 0, 3000}, 3508};
   c.epochs_per_task = {3, 4, 5};
   c.seconds_per_task = {1.5, 2.5, 3.5};
   c.curves = {{{1.0, 0.5}, {0.6, 0.9}, 2}, {{0.8}, {0.8}, 1}, {{0.7}, {0.95}, 1}};
@@ -238,8 +239,10 @@ BOOST_AUTO_TEST_CASE(summary_and_csv_contents) {
   }
   BOOST_TEST(std::count(csv.begin(), csv.end(), '\n') == 1 + 2 * 6);
   const std::string params = params_csv(summaries);
-  BOOST_TEST(params.find("lora,1,100,60,40,100,60,40\n") != std::string::npos, params);
-  BOOST_TEST(params.find("lora,3,10,5,5,120,70,50\n") != std::string::npos, params);
+  // Stored bytes: 4 * 100, then + 4 * (10 + 7), then + 4 * 10 + 3000.
+  BOOST_TEST(params.find("lora,1,100,60,40,100,60,40,0,0,400\n") != std::string::npos, params);
+  BOOST_TEST(params.find("lora,2,10,5,5,110,65,45,7,0,468\n") != std::string::npos, params);
+  BOOST_TEST(params.find("lora,3,10,5,5,120,70,50,0,3000,3508\n") != std::string::npos, params);
 }
 
 BOOST_AUTO_TEST_CASE(one_seed_has_no_spread_in_the_summary) {

@@ -39,7 +39,10 @@ json to_json(const CellResult& cell) {
         {"trained_per_task", p.trained_per_task},
         {"total", p.total},
         {"conv", p.conv},
-        {"classifier", p.classifier}}},
+        {"classifier", p.classifier},
+        {"method_values_per_task", p.method_values_per_task},
+        {"data_bytes_per_task", p.data_bytes_per_task},
+        {"stored_bytes", p.stored_bytes}}},
       {"epochs_per_task", cell.epochs_per_task},
       {"seconds_per_task", cell.seconds_per_task},
       {"curves", curves},
@@ -99,6 +102,9 @@ CellResult cell_from_json(const json& j) {
   cell.params.total = get<int64_t>(p, "total");
   cell.params.conv = get<int64_t>(p, "conv");
   cell.params.classifier = get<int64_t>(p, "classifier");
+  cell.params.method_values_per_task = get<std::vector<int64_t>>(p, "method_values_per_task");
+  cell.params.data_bytes_per_task = get<std::vector<int64_t>>(p, "data_bytes_per_task");
+  cell.params.stored_bytes = get<int64_t>(p, "stored_bytes");
   cell.epochs_per_task = get<std::vector<int64_t>>(j, "epochs_per_task");
   cell.seconds_per_task = get<std::vector<double>>(j, "seconds_per_task");
   for (const json& c : field(j, "curves"))

@@ -28,6 +28,11 @@ struct ParamCounts {
   int64_t conv = 0;
   int64_t classifier = 0;
   std::vector<int64_t> trained_per_task = {};  // parameters each task trained (optimised), stored or not
+  // What a method stores besides the network, added by each task (learner.h's
+  // NewParams): values kept as parameters are, and data (bytes).
+  std::vector<int64_t> method_values_per_task;
+  std::vector<int64_t> data_bytes_per_task;
+  int64_t stored_bytes = 0;  // everything stored after the last task: parameters and values as float32, and data
 };
 
 // Per-epoch learning curve of one task (epoch e of the vectors is epoch e+1).

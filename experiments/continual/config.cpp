@@ -9,8 +9,8 @@
 namespace continual {
 
 const std::vector<std::string>& method_names() {
-  static const std::vector<std::string> names = {"naive", "joint",   "finetune-head", "finetune-fc",
-                                                 "lora",  "cp-lora", "sena",          "separate"};
+  static const std::vector<std::string> names = {"naive", "joint", "finetune-head", "finetune-fc", "lora",
+                                                 "cp-lora", "sena", "separate", "ewc", "lwf", "replay"};
   return names;
 }
 
@@ -92,6 +92,18 @@ void add_flags(CLI::App& app, RunConfig& c) {
   app.add_option("--finetune-layers", c.finetune_layers,
                  "finetune-fc: dense layers per task, head included: 1 (head only), 2, 3 (the paper's "
                  "finetune-1/2/3) (default: " + std::to_string(ProtocolDefaults::finetune_layers) + ")");
+  app.add_option("--ewc-lambda", c.ewc_lambda,
+                 "ewc: penalty (lambda / 2) * sum F (theta - theta*)^2 on moving the weights from the last task's")
+      ->capture_default_str();
+  app.add_option("--ewc-gamma", c.ewc_gamma, "ewc: running Fisher F <- gamma F + F_task, gamma in [0, 1]")
+      ->capture_default_str();
+  app.add_option("--lwf-alpha", c.lwf_alpha, "lwf: weight of the distillation loss on the old tasks' outputs")
+      ->capture_default_str();
+  app.add_option("--lwf-temperature", c.lwf_temperature, "lwf: softmax temperature of the soft targets")
+      ->capture_default_str();
+  app.add_option("--memory", c.memory,
+                 "replay: training images kept in memory, class-balanced (reservoir sampling per class)")
+      ->capture_default_str();
   app.add_option("--epochs", c.epochs, "maximum epochs per task")->capture_default_str();
   app.add_option("--patience", c.patience,
                  "early stopping: epochs without a better validation accuracy before a task stops "
@@ -204,6 +216,11 @@ void validate(const RunConfig& c) {
   } catch (const std::invalid_argument& e) {
     bad("--adapt", e.what());
   }
+  if (!(c.ewc_lambda >= 0)) bad("--ewc-lambda", "must be >= 0");
+  if (!(c.ewc_gamma >= 0 && c.ewc_gamma <= 1)) bad("--ewc-gamma", "must lie in [0, 1]");
+  if (!(c.lwf_alpha >= 0)) bad("--lwf-alpha", "must be >= 0");
+  if (!(c.lwf_temperature > 0)) bad("--lwf-temperature", "must be positive");
+  if (c.memory < 0) bad("--memory", "must be >= 0");
   if (c.epochs < 1) bad("--epochs", "must be at least 1");
   if (c.patience < 1) bad("--patience", "must be at least 1");
   if (c.batch < 1) bad("--batch", "must be at least 1");
@@ -268,6 +285,11 @@ nlohmann::json setting_json(const RunConfig& c) {
           {"alpha", c.alpha},
           {"adapt", c.adapt},
           {"init", c.init.string()},
+          {"ewc_lambda", c.ewc_lambda},
+          {"ewc_gamma", c.ewc_gamma},
+          {"lwf_alpha", c.lwf_alpha},
+          {"lwf_temperature", c.lwf_temperature},
+          {"memory", c.memory},
           {"epochs", c.epochs},
           {"patience", c.patience},
           {"batch", c.batch},

@@ -47,6 +47,12 @@ struct RunConfig {
   std::optional<std::string> branch_init;      // sena, finetune-fc: copy or fresh
   std::optional<int64_t> shared_layers;        // sena: weighted layers in the shared trunk
   std::optional<int64_t> finetune_layers;      // finetune-fc: k, dense layers per task, head included
+  // Methods of the other families of forgetting solutions (experiments/continual/learners/).
+  double ewc_lambda = 1000;      // ewc: strength of the penalty
+  double ewc_gamma = 1.0;        // ewc: decay of the running Fisher (online EWC)
+  double lwf_alpha = 1.0;        // lwf: weight of the distillation loss
+  double lwf_temperature = 2.0;  // lwf: softmax temperature of the soft targets
+  int64_t memory = 200;          // replay: images kept in memory
 
   // Training.
   int64_t epochs = 5;

@@ -15,15 +15,19 @@
 #include <utility>
 #include <vector>
 
+#include "datasets/loader.h"
 #include "engine/npz.h"
 #include "engine/tensor.h"
 
 namespace continual {
 
-// Parameters a task added to what is stored, by part of the network.
+// Parameters a task added to what is stored, by part of the network, and
+// what a method stores besides the network.
 struct NewParams {
   int64_t conv = 0;        // feature extractor: conv and batch-norm layers and their adapters
   int64_t classifier = 0;  // dense layers, their adapters and the heads
+  int64_t method_values = 0;  // values kept alongside, stored as parameters are (EWC's Fisher and anchors)
+  int64_t data_bytes = 0;     // data kept (replay's images, as the data set stores them)
   int64_t total() const { return conv + classifier; }
 };
 
@@ -50,8 +54,23 @@ class Learner {
   // Joint training learns task t on the data of tasks 0..t.
   virtual bool trains_on_all_seen_tasks() const { return false; }
 
+  // Method hooks, called by the training loop; the defaults do nothing.
+  // A term added to the task's loss on one training batch (a regulariser, a
+  // distillation loss), or an undefined Tensor for none. images (N,C,H,W) on
+  // the network's device; logits (N,K) are forward(images, task, true)'s.
+  virtual engine::Tensor extra_loss([[maybe_unused]] const engine::Tensor& images,
+                                    [[maybe_unused]] const engine::Tensor& logits, [[maybe_unused]] int64_t task) {
+    return {};
+  }
+  // Called once task `task` has finished, its best weights in place and its
+  // row of the accuracy matrix measured. `training_images` yields the task's
+  // training images in a fixed order, without augmentation, labels in
+  // class-order positions.
+  virtual void end_task([[maybe_unused]] int64_t task, [[maybe_unused]] datasets::BatchLoader& training_images) {}
+
   // Every tensor of the network (parameters and buffers such as running
-  // statistics), aliased: writing into them changes the network.
+  // statistics, and a method's own stored tensors such as EWC's Fisher),
+  // aliased: writing into them changes the network.
   virtual engine::NamedTensors state() = 0;
   // What training the current task can change, aliased: the parameters
   // begin_task returned and the buffers of their layers (running statistics).
@@ -63,6 +82,10 @@ class Learner {
   // their adapters, batch-norm copies, branches and head block. Together the
   // tasks' parts are state(); a task's part is what its kept model file holds.
   virtual engine::NamedTensors task_state(int64_t task) = 0;
+  // What a method keeps besides the network and sets at the end of a task
+  // (EWC's Fisher and anchors), aliased; part of state(). Checkpoints carry it
+  // so that a resumed run has it without redoing end_task.
+  virtual engine::NamedTensors method_state() { return {}; }
   // Counters of random layers (dropout), for checkpoints that resume bit-identically.
   virtual std::vector<std::pair<std::string, uint64_t>> counters() const = 0;
   virtual void load_counters(const std::vector<std::pair<std::string, uint64_t>>& counters) = 0;

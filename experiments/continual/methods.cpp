@@ -3,6 +3,9 @@
 #include <set>
 
 #include "engine/npz.h"
+#include "experiments/continual/learners/ewc.h"
+#include "experiments/continual/learners/lwf.h"
+#include "experiments/continual/learners/replay.h"
 #include "experiments/continual/trainer.h"
 #include "layers/continual_model.h"
 #include "layers/models.h"
@@ -17,7 +20,7 @@ std::string module_of(const std::string& tensor_name) {
   return dot == std::string::npos ? "" : tensor_name.substr(0, dot);
 }
 
-enum Purpose : uint64_t { kNetwork = 3, kTasks = 4 };
+enum Purpose : uint64_t { kNetwork = 3, kTasks = 4, kReplay = 5 };
 
 class ContinualModelLearner final : public Learner {
  public:
@@ -105,6 +108,13 @@ layers::ContinualModel& continual_model(Learner& learner) {
 
 std::unique_ptr<Learner> make_learner(const RunConfig& c, const std::string& method, const TaskData& data,
                                       uint64_t seed, int64_t rank) {
+  // The regularisation, distillation and rehearsal families act on the naive network.
+  if (method == "ewc") return std::make_unique<Ewc>(make_learner(c, "naive", data, seed, rank), c.ewc_lambda, c.ewc_gamma);
+  if (method == "lwf")
+    return std::make_unique<Lwf>([&c, &data, seed, rank] { return make_learner(c, "naive", data, seed, rank); }, c.lwf_alpha,
+                                 c.lwf_temperature);
+  if (method == "replay")
+    return std::make_unique<Replay>(make_learner(c, "naive", data, seed, rank), data, c.memory, task_stream(seed, kReplay, 0));
   const datasets::ImageDataset& train = data.data.train;
   const layers::InputShape input{train.height, train.width, train.channels};
   const int64_t first_classes = static_cast<int64_t>(data.split.tasks.front().classes.size());

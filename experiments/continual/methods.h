@@ -5,6 +5,8 @@
 // (--scaling, --task-bn, --branch-init, ...). Every method starts from the
 // same network (--arch, seeded) with the study's shared head: one block of
 // rows per task, other tasks' logits masked.
+// ewc, lwf and replay add a loss term to the naive network (learners/ewc.h,
+// lwf.h, replay.h).
 #pragma once
 
 #include <memory>
@@ -20,7 +22,8 @@ namespace continual {
 // A fresh network for one cell, initialised from `seed` (the backbone from
 // --init when given), with adapters of conv rank `rank` (0: --rank's first).
 // Throws std::invalid_argument for an unknown method, architecture or adapter
-// placement.
+// placement. `config` and `data` must outlive the learner (lwf builds its
+// teacher networks from them, replay its memory).
 std::unique_ptr<Learner> make_learner(const RunConfig& config, const std::string& method, const TaskData& data,
                                       uint64_t seed, int64_t rank = 0);
 

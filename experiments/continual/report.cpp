@@ -150,16 +150,20 @@ std::string accuracy_matrix_csv(const std::vector<MethodSummary>& methods) {
 
 std::string params_csv(const std::vector<MethodSummary>& methods) {
   std::ostringstream csv;
-  csv << "method,task,new,new_conv,new_classifier,cumulative,cumulative_conv,cumulative_classifier\n";
+  csv << "method,task,new,new_conv,new_classifier,cumulative,cumulative_conv,cumulative_classifier,"
+         "new_method_values,new_data_bytes,cumulative_stored_bytes\n";
   for (const MethodSummary& s : methods) {
     const ParamCounts& p = s.params;
-    int64_t total = 0, conv = 0, classifier = 0;
+    int64_t total = 0, conv = 0, classifier = 0, stored_bytes = 0;
     for (size_t t = 0; t < p.new_per_task.size(); ++t) {
       total += p.new_per_task[t];
       conv += p.new_conv_per_task[t];
       classifier += p.new_classifier_per_task[t];
+      stored_bytes += p.data_bytes_per_task[t] +
+                      static_cast<int64_t>(sizeof(float)) * (p.new_per_task[t] + p.method_values_per_task[t]);
       csv << s.method << ',' << t + 1 << ',' << p.new_per_task[t] << ',' << p.new_conv_per_task[t] << ','
-          << p.new_classifier_per_task[t] << ',' << total << ',' << conv << ',' << classifier << '\n';
+          << p.new_classifier_per_task[t] << ',' << total << ',' << conv << ',' << classifier << ','
+          << p.method_values_per_task[t] << ',' << p.data_bytes_per_task[t] << ',' << stored_bytes << '\n';
     }
   }
   return csv.str();

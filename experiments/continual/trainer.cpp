@@ -60,7 +60,7 @@ json to_json(const LoopState& s) {
   json curves = json::array(), params = json::array();
   for (const TaskCurve& c : s.curves)
     curves.push_back({c.train_loss, c.val_accuracy, c.best_epoch, c.train_seconds, c.eval_seconds});
-  for (const NewParams& p : s.new_params) params.push_back({p.conv, p.classifier});
+  for (const NewParams& p : s.new_params) params.push_back({p.conv, p.classifier, p.method_values, p.data_bytes});
   return {{"task", s.task},           {"epoch", s.epoch},
           {"best_val", s.best_val},   {"best_epoch", s.best_epoch},
           {"bad_epochs", s.bad_epochs}, {"task_seconds", s.task_seconds},
@@ -89,7 +89,8 @@ LoopState loop_state_from_json(const json& j) {
                         c.size() > 4 ? c.at(4).get<std::vector<double>>() : std::vector<double>{}});
   j.at("epochs_per_task").get_to(s.epochs_per_task);
   j.at("seconds_per_task").get_to(s.seconds_per_task);
-  for (const json& p : j.at("new_params")) s.new_params.push_back({p.at(0).get<int64_t>(), p.at(1).get<int64_t>()});
+  for (const json& p : j.at("new_params"))
+    s.new_params.push_back({p.at(0).get<int64_t>(), p.at(1).get<int64_t>(), p.at(2).get<int64_t>(), p.at(3).get<int64_t>()});
   j.at("counters").get_to(s.counters);
   // Checkpoints of earlier versions lack these two.
   s.trained = j.value("trained", std::vector<int64_t>{});
@@ -305,6 +306,8 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
     if (s.epoch > 0) {
       trainable = begin_task(s.task);
       load_state(learner.trained_state(), checkpoint->model, checkpoint_path.string());
+    } else {
+      load_state(learner.method_state(), checkpoint->model, checkpoint_path.string());  // at a task boundary
     }
     learner.load_counters(s.counters);
   } else if (std::filesystem::exists(checkpoint_path)) {
@@ -371,8 +374,12 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
         int64_t part_correct = 0;
         if (part > 0) {
           const Tensor images = ranks == 1 ? batch->images : engine::slice(batch->images, 0, lo, hi);
-          const Tensor logits = learner.forward(images.to(device), t, true);
+          const Tensor on_device = images.to(device);
+          const Tensor logits = learner.forward(on_device, t, true);
           loss = engine::cross_entropy(logits, labels, mask);
+          // A method's own term (EWC's penalty, LwF's distillation, replay's
+          // memory batch) is part of the loss that trains and is reported.
+          if (const Tensor extra = learner.extra_loss(on_device, logits, t); extra.defined()) loss = *loss + extra;
           part_loss_sum = loss->item() * static_cast<double>(part);
           const std::vector<int64_t> predicted = engine::masked_argmax(logits.detach(), mask);
           for (size_t i = 0; i < predicted.size(); ++i) part_correct += predicted[i] == labels[i];
@@ -461,6 +468,14 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
     std::string line = name + " after task " + std::to_string(t + 1) + ": " + data.eval_split() + " accuracy";
     for (double a : row) line += " " + format("%.4f", a);
     log << line << "\n" << std::flush;
+    // The method's end-of-task work (EWC's Fisher) on the task's training images.
+    datasets::LoaderOptions fixed_order;
+    fixed_order.batch_size = kEvalBatch;
+    fixed_order.shuffle = false;
+    fixed_order.normalization = data.stats;
+    fixed_order.label_map = data.label_positions;
+    datasets::BatchLoader training_images(data.data.train, task.train, fixed_order);
+    learner.end_task(t, training_images);
     // A task boundary: the next task starts from these weights.
     s.task = t + 1;
     s.epoch = 0;
@@ -477,7 +492,7 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
             std::any_of(part.begin(), part.end(), [&](const auto& entry) { return trained.contains(entry.first); });
         if (j == t || changed) engine::save_npz(task_model_file(c.out, name, j + 1), part);
       }
-      save_checkpoint(checkpoint_path, {progress_record(s), {}, {}, {}});
+      save_checkpoint(checkpoint_path, {progress_record(s), learner.method_state(), {}, {}});
       checkpointed = true;
     }
   }
@@ -498,6 +513,9 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
     p.new_classifier_per_task.push_back(n.classifier);
     p.conv += n.conv;
     p.classifier += n.classifier;
+    p.method_values_per_task.push_back(n.method_values);
+    p.data_bytes_per_task.push_back(n.data_bytes);
+    p.stored_bytes += n.data_bytes + static_cast<int64_t>(sizeof(float)) * (n.total() + n.method_values);
   }
   p.trained_per_task = s.trained;
   p.total = p.conv + p.classifier;
