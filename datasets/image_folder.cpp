@@ -39,6 +39,15 @@ std::string name_of(const fs::path& path) { return path.filename().string(); }
 std::string decode_image(const fs::path& path, const ImageFolderOptions& options, uint8_t* out) {
   const int channels = static_cast<int>(options.channels);
   int width = 0, height = 0, file_channels = 0;
+  // A header may declare far more pixels than the file holds (stb_image pads
+  // the missing rows: a 378-byte BMP declaring 12 x 16 million pixels took
+  // minutes to decode and resize), or none (a BMP of height 0 decodes, and
+  // stb_image_resize then aborts). Refuse both before decoding.
+  constexpr int64_t kMaxPixels = int64_t{1} << 25;  // 5792 x 5792
+  if (stbi_info(path.c_str(), &width, &height, &file_channels) &&
+      (width < 1 || height < 1 || int64_t{width} * height > kMaxPixels))
+    return "declares " + std::to_string(width) + "x" + std::to_string(height) + " pixels (1 to " +
+           std::to_string(kMaxPixels) + " allowed)";
   // stb converts to the requested channel count (grey -> RGB by replication).
   uint8_t* decoded = stbi_load(path.c_str(), &width, &height, &file_channels, channels);
   if (decoded == nullptr) return std::string("not a decodable image (stb_image: ") + stbi_failure_reason() + ")";
