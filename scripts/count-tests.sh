@@ -15,12 +15,18 @@
 #   - a test without its JUnit file, or with one that does not parse or holds
 #     no case;
 #   - a test meson saw fail (exit status, signal, timeout) whose JUnit files
-#     report no failure, e.g. a crash after the report was written.
+#     report no failure, e.g. a crash after the report was written;
+#   - a sanitizer report in a test's output (one from a child process whose
+#     exit status the test did not look at, say) where its JUnit reports no
+#     failure.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: count-tests.sh BUILD_DIR..." >&2; exit 2; }
 exec python3 - "$@" <<'EOF'
 import glob, json, os, sys
 import xml.etree.ElementTree as ET
+
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "SUMMARY: UndefinedBehaviorSanitizer")
 
 def count(build):
     """(passed, failed, skipped, problems) of one build directory."""
@@ -64,6 +70,11 @@ def count(build):
             except ET.ParseError as e:
                 f += 1
                 problems.append(f"{name}: {path} is not valid JUnit XML ({e})")
+        output = str(test.get("stdout", "")) + str(test.get("stderr", ""))
+        report = next((m for m in SANITIZER_REPORTS if m in output), None)
+        if report and f == 0:
+            f += 1
+            problems.append(f"{name}: a sanitizer report in its output ('{report}')")
         if result not in ("OK", "SKIP") and f == 0:
             f += 1
             problems.append(f"{name}: meson says {result} (exit status {test.get('returncode')}) "

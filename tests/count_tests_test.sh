@@ -11,16 +11,19 @@ source "$(dirname "$0")/junit.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# fixture DIR NAME:RESULT... : a testlog.json with these tests in DIR.
+# fixture DIR NAME:RESULT... : a testlog.json with these tests in DIR; the
+# result OK+TEXT is an OK test that printed TEXT.
 fixture() {
   local dir=$work/$1
   shift
   mkdir -p "$dir/meson-logs" "$dir/tests/junit"
   : >"$dir/meson-logs/testlog.json"
   for test in "$@"; do
-    local code=0
-    case ${test#*:} in FAIL) code=1 ;; SKIP) code=77 ;; TIMEOUT) code=-15 ;; esac
-    echo "{\"name\": \"${test%%:*}\", \"result\": \"${test#*:}\", \"returncode\": $code}" >>"$dir/meson-logs/testlog.json"
+    local code=0 result=${test#*:} stdout=""
+    case $result in FAIL) code=1 ;; SKIP) code=77 ;; TIMEOUT) code=-15 ;; esac
+    if [[ $result == OK+* ]]; then stdout=${result#OK+}; result=OK; fi
+    echo "{\"name\": \"${test%%:*}\", \"result\": \"$result\", \"returncode\": $code, \"stdout\": \"$stdout\"}" \
+      >>"$dir/meson-logs/testlog.json"
   done
 }
 # report FILE CASES: a Boost.Test-style JUnit file; CASES is a string of p
@@ -90,6 +93,12 @@ report ranks/tests/junit/distributed.xml ppp
 report ranks/tests/junit/distributed.rank1.xml pfp
 expect "every rank's report counts" "5 passed, 1 failed, 0 skipped" 1 ranks
 
+fixture sanitized a:OK+"x.cpp:3:5: runtime error: signed integer overflow" b:OK+"==1==ERROR: LeakSanitizer: detected memory leaks" c:OK+"all fine"
+report sanitized/tests/junit/a.xml pp
+report sanitized/tests/junit/b.xml p
+report sanitized/tests/junit/c.xml p
+expect "a sanitizer report in the output is a failure" "4 passed, 2 failed, 0 skipped" 1 sanitized
+
 fixture no_tests
 expect "a run of no tests is a failure" "0 passed, 1 failed, 0 skipped" 1 no_tests
 
@@ -100,5 +109,5 @@ expect "several builds: the last line is the total" "10 passed, 1 failed, 2 skip
 expect "several passing builds pass" "10 passed, 0 failed, 4 skipped" 0 good good
 
 junit_write "$junit_file" count_tests
-[[ ${#junit_cases[@]} -eq 12 ]] || { echo "FAILED: ${#junit_cases[@]} cases ran, not 12"; exit 1; }
+[[ ${#junit_cases[@]} -eq 13 ]] || { echo "FAILED: ${#junit_cases[@]} cases ran, not 13"; exit 1; }
 ! grep -q '<failure' "$junit_file"
