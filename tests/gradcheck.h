@@ -6,9 +6,9 @@
 //     gradient tensor: ||analytic - numeric|| / max(||analytic||, ||numeric||).
 //     That stays meaningful for small gradients (no absolute floor of 1), and a
 //     NaN or infinity anywhere, on either side, is a failure. Each test states
-//     the tightest tolerance its op passes: about 1e-9 to 1e-10 where the loss is
-//     linear in the input (central differences exact up to rounding), more
-//     where the op is curved.
+//     the tightest tolerance its op passes: 1e-12 where the loss is linear or
+//     quadratic in the input (kMultilinear: central differences are exact up
+//     to rounding), 1e-9 where the op is curved (the defaults).
 //  2. It accumulates: backward adds into a gradient that is already there, and
 //     an input used by two ops receives the sum of both ops' contributions.
 //
