@@ -39,6 +39,19 @@ std::string name_of(const fs::path& path) { return path.filename().string(); }
 std::string decode_image(const fs::path& path, const ImageFolderOptions& options, uint8_t* out) {
   const int channels = static_cast<int>(options.channels);
   int width = 0, height = 0, file_channels = 0;
+  // A header may declare far more pixels than the file holds (stb_image pads
+  // the missing rows: a 378-byte BMP declaring 12 x 16 million pixels took
+  // minutes to decode and resize), or none (a BMP of height 0 decodes, and
+  // stb_image_resize then aborts). Refuse both before decoding. No PNG or JPEG
+  // packs more than ~1000 pixels into a byte (deflate's limit; a flat JPEG
+  // block still takes bits), so 2048 per byte is never a real image.
+  std::error_code error;
+  const int64_t file_bytes = static_cast<int64_t>(fs::file_size(path, error));
+  const int64_t max_pixels = std::min<int64_t>(int64_t{1} << 25, 2048 * (error ? 0 : file_bytes));
+  if (stbi_info(path.c_str(), &width, &height, &file_channels) &&
+      (width < 1 || height < 1 || int64_t{width} * height > max_pixels))
+    return "declares " + std::to_string(width) + "x" + std::to_string(height) + " pixels (1 to " +
+           std::to_string(max_pixels) + " allowed for its size)";
   // stb converts to the requested channel count (grey -> RGB by replication).
   uint8_t* decoded = stbi_load(path.c_str(), &width, &height, &file_channels, channels);
   if (decoded == nullptr) return std::string("not a decodable image (stb_image: ") + stbi_failure_reason() + ")";

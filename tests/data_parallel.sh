@@ -6,13 +6,18 @@
 # 23 over 300 images splits unevenly (11 + 12) and ends with a batch of one
 # image, so that one rank trains on nothing in the last step.
 #
-#   data_parallel.sh CONTINUAL MPIRUN
+#   data_parallel.sh CONTINUAL MPIRUN JUNIT_FILE
 # MPIRUN is empty where the build has no MPI or no mpirun: the test is skipped
-# (exit code 77), as it is without Fashion-MNIST.
+# (exit code 77), as it is without Fashion-MNIST. The outcome is also written
+# to JUNIT_FILE as one case (tests/junit.sh).
 set -euo pipefail
 continual=$1
 mpirun=${2:-}
+junit_file=$3
 fashion=/usr/share/datasets/fashion-mnist
+source "$(dirname "$0")/junit.sh"
+work=$(mktemp -d)
+trap 'status=$?; rm -rf "$work"; junit_finish "$junit_file" data_parallel two_ranks_match_one_process $status' EXIT
 if [[ -z $mpirun ]]; then
   echo "SKIPPED: needs a build with MPI (the mpi Meson option, libopenmpi-dev) and mpirun"
   exit 77
@@ -22,8 +27,6 @@ if [[ ! -f $fashion/train-images-idx3-ubyte.gz ]]; then
   exit 77
 fi
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 args=(--dataset fashion-mnist --arch '8,M,16,M:fc=32:dropout=0' --tasks 2 --train-limit 300 --eval-limit 100
       --epochs 1 --batch 23 --method naive,lora --threads 1)
 

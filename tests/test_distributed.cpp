@@ -326,8 +326,10 @@ BOOST_AUTO_TEST_CASE(nccl_averages_cuda_tensors,
   BOOST_CHECK_THROW(comm->allreduce_mean({a, on_cpu}), std::invalid_argument);
 }
 
-// Rank 0 alone writes the JUnit report (meson's logger arguments name one
-// file for all ranks); one thread per rank, as ranks share the cores.
+// Every rank writes its JUnit report: meson's logger arguments name one file,
+// NAME.xml, which rank 0 writes; rank R writes NAME.rankR.xml beside it, and
+// scripts/count-tests.sh counts them all. One thread per rank, as ranks share
+// the cores.
 int main(int argc, char** argv) {
   const char* rank = std::getenv("OMPI_COMM_WORLD_RANK");
   if (!rank) rank = std::getenv("PMI_RANK");
@@ -335,8 +337,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
   if (rank && std::string(rank) != "0")
     for (std::string& arg : args)
-      if (arg.starts_with("--logger=") && arg.find(":JUNIT") != std::string::npos)
-        arg.erase(arg.find(":JUNIT"));
+      if (arg.starts_with("--logger=") && arg.find(":JUNIT") != std::string::npos && arg.ends_with(".xml"))
+        arg.insert(arg.size() - 4, ".rank" + std::string(rank));
   std::vector<char*> pointers;
   for (std::string& arg : args) pointers.push_back(arg.data());
   set_num_threads(1);

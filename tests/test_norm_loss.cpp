@@ -28,6 +28,12 @@ Tensor doubles(const Shape& shape, const std::vector<double>& values) {
   return Tensor::from_vector(shape, std::span<const double>(values));
 }
 
+// Curved gradient checks (tests/gradcheck.h): batch statistics of a trainable
+// input, and softmax; measured ~1e-10, so 1e-9. With only gamma and beta
+// trainable, or running statistics, the loss is linear: kMultilinear.
+const testing::GradCheckOptions kBatchNormTrain{1e-5, 1e-9};
+const testing::GradCheckOptions kSoftmax{1e-5, 1e-9};
+
 // The message of the std::invalid_argument that f throws ("" when none).
 template <class F>
 std::string error_of(F&& f) {
@@ -53,13 +59,31 @@ BOOST_AUTO_TEST_CASE(gradcheck_batch_norm_training) {
                     [&](const auto& x) {
                       return batch_norm2d(x[0], x[1], x[2], running_mean, running_var, true);
                     },
-                    {grad_input(shape, gen), grad_input({c}, gen), grad_input({c}, gen)});
+                    {grad_input(shape, gen), grad_input({c}, gen), grad_input({c}, gen)}, kBatchNormTrain);
     check_gradients("batch_norm2d_train_no_affine",
                     [&](const auto& x) {
                       return batch_norm2d(x[0], Tensor(), Tensor(), running_mean, running_var, true);
                     },
-                    {grad_input(shape, gen)});
+                    {grad_input(shape, gen)}, kBatchNormTrain);
   }
+}
+
+// Frozen paths: only dx needed (frozen affine, as in a frozen backbone feeding
+// an adapter), or only dgamma/dbeta (frozen input, as right after the images).
+BOOST_AUTO_TEST_CASE(gradcheck_batch_norm_with_frozen_parts) {
+  Generator gen(13);
+  const Shape shape{3, 4, 2, 3};
+  Tensor running_mean = Tensor::zeros({4}, DType::f64), running_var = Tensor::full({4}, 1.0, DType::f64);
+  const auto bn = [&](const std::vector<Tensor>& x) {
+    return batch_norm2d(x[0], x[1], x[2], running_mean, running_var, true);
+  };
+  Tensor frozen_x = random_input(shape, gen), frozen_gamma = random_input({4}, gen),
+         frozen_beta = random_input({4}, gen);
+  check_gradients("batch_norm2d_train only dx", bn, {grad_input(shape, gen), frozen_gamma, frozen_beta}, kBatchNormTrain);
+  check_gradients("batch_norm2d_train only dgamma", bn, {frozen_x, grad_input({4}, gen), frozen_beta}, testing::kMultilinear);
+  check_gradients("batch_norm2d_train only dgamma dbeta", bn, {frozen_x, grad_input({4}, gen), grad_input({4}, gen)}, testing::kMultilinear);
+  check_gradients("batch_norm2d_train only dbeta", bn, {frozen_x, frozen_gamma, grad_input({4}, gen)}, testing::kMultilinear);
+  for (const Tensor& t : {frozen_x, frozen_gamma, frozen_beta}) BOOST_TEST(!t.grad().defined());
 }
 
 BOOST_AUTO_TEST_CASE(gradcheck_batch_norm_eval) {
@@ -70,7 +94,7 @@ BOOST_AUTO_TEST_CASE(gradcheck_batch_norm_eval) {
                   [&](const auto& x) {
                     return batch_norm2d(x[0], x[1], x[2], running_mean, running_var, false);
                   },
-                  {grad_input({2, 3, 3, 2}, gen), grad_input({3}, gen), grad_input({3}, gen)});
+                  {grad_input({2, 3, 3, 2}, gen), grad_input({3}, gen), grad_input({3}, gen)}, testing::kMultilinear);
 }
 
 BOOST_AUTO_TEST_CASE(batch_norm_hand_computed_statistics) {
@@ -225,11 +249,11 @@ BOOST_AUTO_TEST_CASE(gradcheck_cross_entropy) {
   Generator gen(21);
   const std::vector<int64_t> labels = {0, 3, 4, 1};
   check_gradients("cross_entropy", [&](const auto& x) { return cross_entropy(x[0], labels); },
-                  {grad_input({4, 5}, gen)});
+                  {grad_input({4, 5}, gen)}, kSoftmax);
   const std::vector<uint8_t> mask = {1, 1, 0, 1, 1};
   check_gradients("cross_entropy_masked",
                   [&](const auto& x) { return cross_entropy(x[0], labels, mask); },
-                  {grad_input({4, 5}, gen)});
+                  {grad_input({4, 5}, gen)}, kSoftmax);
 }
 
 BOOST_AUTO_TEST_CASE(cross_entropy_rejects_bad_labels_naming_row_and_label) {
@@ -267,7 +291,7 @@ BOOST_AUTO_TEST_CASE(masked_argmax_values) {
 BOOST_AUTO_TEST_CASE(dropout_gradient_equals_mask) {
   Generator gen(31);
   check_gradients("dropout", [](const auto& x) { return dropout(x[0], 0.4, true, 99, 5); },
-                  {grad_input({3, 4, 5}, gen)});
+                  {grad_input({3, 4, 5}, gen)}, testing::kMultilinear);
   Tensor x = grad_input({200}, gen);
   sum(dropout(x, 0.4, true, 99, 5)).backward();
   const Tensor mask = dropout(Tensor::full({200}, 1.0, DType::f64), 0.4, true, 99, 5);
