@@ -106,6 +106,12 @@ engine::NamedTensors Ewc::state() {
   return all;
 }
 
+engine::NamedTensors Ewc::trained_state() {
+  engine::NamedTensors all = base().trained_state();
+  for (auto& entry : method_state()) all.push_back(std::move(entry));
+  return all;
+}
+
 engine::NamedTensors Ewc::method_state() {
   engine::NamedTensors mine;
   for (const Tracked& t : tracked_) mine.push_back({"ewc.fisher." + t.name, t.fisher});

@@ -40,6 +40,9 @@ class Ewc final : public WrappedLearner {
   // The network's tensors, then "ewc.fisher.<name>" and "ewc.anchor.<name>"
   // for every tracked parameter, so checkpoints resume with them.
   engine::NamedTensors state() override;
+  // The network's trained tensors and the Fisher and anchors: constant while a
+  // task trains, but a mid-task checkpoint must carry them.
+  engine::NamedTensors trained_state() override;
   engine::NamedTensors method_state() override;  // ewc.fisher.<name>, ewc.anchor.<name>
 
  private:

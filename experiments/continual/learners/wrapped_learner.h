@@ -31,13 +31,7 @@ class WrappedLearner : public Learner {
     base_->end_task(task, training_images);
   }
   engine::NamedTensors state() override { return base_->state(); }
-  // The wrapped network's trained tensors and the method's own (constant
-  // while a task trains, but a mid-task checkpoint must carry them).
-  engine::NamedTensors trained_state() override {
-    engine::NamedTensors all = base_->trained_state();
-    for (auto& entry : method_state()) all.push_back(std::move(entry));
-    return all;
-  }
+  engine::NamedTensors trained_state() override { return base_->trained_state(); }
   engine::NamedTensors task_state(int64_t task) override { return base_->task_state(task); }
   engine::NamedTensors method_state() override { return base_->method_state(); }
   std::vector<std::pair<std::string, uint64_t>> counters() const override { return base_->counters(); }
