@@ -232,6 +232,21 @@ BOOST_AUTO_TEST_CASE(kept_models_reevaluate_to_the_same_bits,
     BOOST_TEST(cell.identical(), cell.cell);
   }
   BOOST_TEST(fs::exists(dir.path / "evaluation.json"));
+  BOOST_TEST(evaluate_log.str().find("was made by commit") == std::string::npos, evaluate_log.str());
+
+  // A cell made by another commit is evaluated all the same, and said to be.
+  {
+    const fs::path file = cell_file(dir.path, "naive-seed0");
+    const std::vector<char> cell_bytes = engine::read_file(file);
+    nlohmann::json cell = nlohmann::json::parse(cell_bytes.begin(), cell_bytes.end());
+    cell["result"]["provenance"]["commit"] = "0123456789abcdef0123456789abcdef01234567";
+    const std::string text = cell.dump();
+    engine::write_file_atomic(file, std::vector<char>(text.begin(), text.end()));
+    std::ostringstream other_log;
+    BOOST_TEST(evaluate_run(dir.path, other_log).size() == 3u);
+    BOOST_TEST(other_log.str().find("naive-seed0 was made by commit 0123456789abcdef") != std::string::npos,
+               other_log.str());
+  }
 
   // Each task's file holds what the task stores: naive's later files a head
   // block (66 parameters), the first the whole network; the result records the bytes.

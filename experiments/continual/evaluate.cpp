@@ -7,6 +7,7 @@
 
 #include "engine/backend.h"
 #include "engine/io.h"
+#include "experiments/common/build_info.h"
 #include "experiments/continual/cell_result.h"
 #include "experiments/continual/checkpoint.h"
 #include "experiments/continual/merge.h"
@@ -90,6 +91,12 @@ KeptRun read_kept_run(const fs::path& out_dir, const std::string& context, std::
     for (int64_t t = 1; t <= c.tasks; ++t)
       if (!fs::is_regular_file(task_model_file(out_dir, name, t)))
         throw std::runtime_error(context + ": " + task_model_file(out_dir, name, t).string() + " is missing");
+    // Models of another commit still load when their names and shapes match;
+    // their numbers then need not equal the run's bit for bit.
+    const std::string made_by = result->provenance.value("commit", std::string("unknown"));
+    if (made_by != experiments::build_info().commit)
+      log << context << ": cell " << name << " was made by commit " << made_by << ", this build is "
+          << experiments::build_info().commit << "; evaluating it all the same\n";
     run.finished.push_back({name, cell, std::move(*result)});
   }
   if (run.finished.empty()) throw std::runtime_error(context + ": no finished cell (cells/*.json) to evaluate");
