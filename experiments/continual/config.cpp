@@ -10,7 +10,8 @@ namespace continual {
 
 const std::vector<std::string>& method_names() {
   static const std::vector<std::string> names = {"naive", "joint", "finetune-head", "finetune-fc", "lora",
-                                                 "cp-lora", "sena", "separate", "ewc", "lwf", "replay"};
+                                                 "cp-lora", "sena", "separate", "ewc", "lwf", "replay",
+                                                 "packnet"};
   return names;
 }
 
@@ -104,6 +105,13 @@ void add_flags(CLI::App& app, RunConfig& c) {
   app.add_option("--memory", c.memory,
                  "replay: training images kept in memory, class-balanced (reservoir sampling per class)")
       ->capture_default_str();
+  app.add_option("--prune", c.prune,
+                 "packnet: share of a task's free weights pruned by magnitude (per layer) after it trains, in "
+                 "(0, 1); the rest are the task's, frozen for later tasks (default: " +
+                     layers::repr_number(ProtocolDefaults::prune) + ")");
+  app.add_option("--retrain-epochs", c.retrain_epochs,
+                 "packnet: epochs the weights a task keeps retrain after its pruning, 0 for none (default: " +
+                     std::to_string(ProtocolDefaults::retrain_epochs) + ")");
   app.add_option("--epochs", c.epochs, "maximum epochs per task")->capture_default_str();
   app.add_option("--patience", c.patience,
                  "early stopping: epochs without a better validation accuracy before a task stops "
@@ -241,6 +249,12 @@ void validate(const RunConfig& c) {
   if (c.branch_init && !one_of(*c.branch_init, {"copy", "fresh"})) bad("--branch-init", "copy or fresh");
   if (c.shared_layers && *c.shared_layers < 1) bad("--shared-layers", "must be at least 1");
   if (c.finetune_layers && *c.finetune_layers < 1) bad("--finetune-layers", "must be at least 1");
+  if (c.prune) {
+    tool::require_finite("--prune", *c.prune);
+    if (!(*c.prune > 0 && *c.prune < 1)) bad("--prune", "must lie in (0, 1), got " + layers::repr_number(*c.prune));
+  }
+  if (c.retrain_epochs && *c.retrain_epochs < 0)
+    bad("--retrain-epochs", "must be >= 0, got " + std::to_string(*c.retrain_epochs));
   if (!c.lr_plateau.empty()) parse_lr_plateau(c.lr_plateau);
 
   // No flag is silently overridden or ignored: a choice no listed method uses is refused.
@@ -253,6 +267,8 @@ void validate(const RunConfig& c) {
   check_applies(c, c.branch_init.has_value(), "--branch-init", {"sena", "finetune-fc"});
   check_applies(c, c.shared_layers.has_value(), "--shared-layers", {"sena"});
   check_applies(c, c.finetune_layers.has_value(), "--finetune-layers", {"finetune-fc"});
+  check_applies(c, c.prune.has_value(), "--prune", {"packnet"});
+  check_applies(c, c.retrain_epochs.has_value(), "--retrain-epochs", {"packnet"});
   // Known channel and class counts; folder data sets are checked once read (load_task_data).
   const bool grey = one_of(c.dataset, {"fashion-mnist", "mnist", "kmnist"});
   if (c.normalize == "imagenet" && grey)
@@ -309,6 +325,8 @@ nlohmann::json setting_json(const RunConfig& c) {
   add("branch_init", c.branch_init.value_or(""), c.branch_init.has_value());
   add("shared_layers", c.shared_layers.value_or(0), c.shared_layers.has_value());
   add("finetune_layers", c.finetune_layers.value_or(0), c.finetune_layers.has_value());
+  add("prune", c.prune.value_or(0), c.prune.has_value());
+  add("retrain_epochs", c.retrain_epochs.value_or(0), c.retrain_epochs.has_value());
   add("lr_plateau", c.lr_plateau, !c.lr_plateau.empty());
   return j;
 }
@@ -327,6 +345,8 @@ nlohmann::json config_json(const RunConfig& c) {
   j["branch_init"] = c.branch_init.value_or(ProtocolDefaults::branch_init);
   j["shared_layers"] = c.shared_layers ? nlohmann::json(*c.shared_layers) : nlohmann::json("half");
   j["finetune_layers"] = c.finetune_layers.value_or(ProtocolDefaults::finetune_layers);
+  j["prune"] = c.prune.value_or(ProtocolDefaults::prune);
+  j["retrain_epochs"] = c.retrain_epochs.value_or(ProtocolDefaults::retrain_epochs);
   j["normalize"] = c.normalize;
   j["lr_plateau"] = c.lr_plateau;
   return j;

@@ -53,6 +53,8 @@ struct RunConfig {
   double lwf_alpha = 1.0;        // lwf: weight of the distillation loss
   double lwf_temperature = 2.0;  // lwf: softmax temperature of the soft targets
   int64_t memory = 200;          // replay: images kept in memory
+  std::optional<double> prune;            // packnet: share of a task's free weights pruned, in (0, 1)
+  std::optional<int64_t> retrain_epochs;  // packnet: epochs the kept weights retrain after pruning
 
   // Training.
   int64_t epochs = 5;
@@ -95,6 +97,8 @@ struct ProtocolDefaults {
   static constexpr const char* task_bn = "copy-trainable";
   static constexpr const char* branch_init = "fresh";
   static constexpr int64_t finetune_layers = 2;
+  static constexpr double prune = 0.5;
+  static constexpr int64_t retrain_epochs = 1;
 };
 
 // --lr-plateau "PATIENCE[,FACTOR]" (factor 0.1 when not given). Throws

@@ -67,6 +67,15 @@ class Learner {
   // training images in a fixed order, without augmentation, labels in
   // class-order positions.
   virtual void end_task([[maybe_unused]] int64_t task, [[maybe_unused]] datasets::BatchLoader& training_images) {}
+  // Called after every optimiser step of task `task` (its retraining too): a
+  // method that freezes parts of a tensor (PackNet's earlier tasks' weights)
+  // puts them back, whatever the optimiser's weight decay and moments did.
+  virtual void after_step([[maybe_unused]] int64_t task) {}
+  // Called once task `task` has its best weights back, before its row of the
+  // accuracy matrix is measured: a method that prunes the network (PackNet)
+  // does it here and returns the epochs the weights it keeps then retrain on
+  // the task, with a fresh optimiser over begin_task's parameters; 0: none.
+  virtual int64_t prune([[maybe_unused]] int64_t task) { return 0; }
 
   // Every tensor of the network (parameters and buffers such as running
   // statistics, and a method's own stored tensors such as EWC's Fisher),

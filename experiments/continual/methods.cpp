@@ -5,6 +5,7 @@
 #include "engine/npz.h"
 #include "experiments/continual/learners/ewc.h"
 #include "experiments/continual/learners/lwf.h"
+#include "experiments/continual/learners/packnet.h"
 #include "experiments/continual/learners/replay.h"
 #include "experiments/continual/trainer.h"
 #include "layers/continual_model.h"
@@ -115,6 +116,13 @@ std::unique_ptr<Learner> make_learner(const RunConfig& c, const std::string& met
                                  c.lwf_temperature);
   if (method == "replay")
     return std::make_unique<Replay>(make_learner(c, "naive", data, seed, rank), data, c.memory, task_stream(seed, kReplay, 0));
+  // The sub-network family shares the naive network's weights out among the tasks.
+  if (method == "packnet") {
+    auto naive = make_learner(c, "naive", data, seed, rank);
+    layers::ContinualModel& model = continual_model(*naive);
+    return std::make_unique<PackNet>(std::move(naive), model, c.prune.value_or(ProtocolDefaults::prune),
+                                     c.retrain_epochs.value_or(ProtocolDefaults::retrain_epochs));
+  }
   const datasets::ImageDataset& train = data.data.train;
   const layers::InputShape input{train.height, train.width, train.channels};
   const int64_t first_classes = static_cast<int64_t>(data.split.tasks.front().classes.size());

@@ -1,12 +1,12 @@
 // The methods compared by the runner (naive, joint, finetune-head,
-// finetune-fc, lora, cp-lora, sena, separate), as Learners on
+// finetune-fc, lora, cp-lora, sena, separate, ewc, lwf, replay, packnet), as Learners on
 // layers::ContinualModel, which implements each one (see
 // layers/continual_model.h), set up with the run's protocol choices
 // (--scaling, --task-bn, --branch-init, ...). Every method starts from the
 // same network (--arch, seeded) with the study's shared head: one block of
 // rows per task, other tasks' logits masked.
 // ewc, lwf and replay add a loss term to the naive network (learners/ewc.h,
-// lwf.h, replay.h).
+// lwf.h, replay.h); packnet shares its weights out among the tasks (learners/packnet.h).
 #pragma once
 
 #include <memory>

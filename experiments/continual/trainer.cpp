@@ -355,20 +355,23 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
     options.label_map = data.label_positions;
     datasets::BatchLoader loader(data.data.train, train_indices, options);
 
-    while (s.epoch < c.epochs && s.bad_epochs < c.patience) {
-      const auto start = std::chrono::steady_clock::now();
-      const std::string label = name + " task " + std::to_string(t + 1) + "/" + std::to_string(tasks) + " epoch " +
-                                std::to_string(s.epoch + 1) + "/" + std::to_string(c.epochs);
-      Progress progress(label, loader.size(), log, run.terminal);
-      loader.start_epoch(s.epoch);
+    // One pass over the task's batches (loader epoch `epoch`), each step
+    // followed by the learner's after_step; the parameters then agree on every
+    // rank, and batch-norm running statistics (per rank) are taken from rank 0.
+    struct EpochSums {
       double loss_sum = 0;
-      int64_t seen = 0, correct = 0, batch_index = 0;
+      int64_t seen = 0, correct = 0;
+    };
+    auto train_epoch = [&](engine::Optimizer& optimizer, int64_t epoch, Progress& progress, const std::string& label) {
+      loader.start_epoch(epoch);
+      EpochSums sums;
+      int64_t batch_index = 0;
       while (std::optional<datasets::Batch> batch = loader.next()) {
         // This rank's slice of the batch: all of it in one process.
         const int64_t n = static_cast<int64_t>(batch->labels.size());
         const int64_t lo = n * rank / ranks, hi = n * (rank + 1) / ranks, part = hi - lo;
         const std::vector<int64_t> labels(batch->labels.begin() + lo, batch->labels.begin() + hi);
-        optimizer->zero_grad();
+        optimizer.zero_grad();
         std::optional<Tensor> loss;
         double part_loss_sum = 0;
         int64_t part_correct = 0;
@@ -388,7 +391,7 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
         const double value = batch_loss_sum / static_cast<double>(n);
         if (!std::isfinite(value))
           throw std::runtime_error(name + ": loss is " + format("%f", value) + " at task " + std::to_string(t + 1) +
-                                   ", epoch " + std::to_string(s.epoch + 1) + ", batch " +
+                                   ", epoch " + std::to_string(epoch + 1) + ", batch " +
                                    std::to_string(batch_index + 1) + "; training stopped (try a lower --lr). " +
                                    (checkpointed ? "The last good checkpoint is kept: " + checkpoint_path.string()
                                                  : std::string("No checkpoint was written yet.")));
@@ -403,18 +406,28 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
             for (const Tensor& p : trainable) engine::grad_buffer(p);
           engine::average_gradients(comm, trainable);
         }
-        optimizer->step();
-        correct += batch_correct;
-        loss_sum += batch_loss_sum;
-        seen += n;
+        optimizer.step();
+        learner.after_step(t);
+        sums.correct += batch_correct;
+        sums.loss_sum += batch_loss_sum;
+        sums.seen += n;
         ++batch_index;
-        progress.update(seen, loss_sum / static_cast<double>(seen), static_cast<double>(correct) / static_cast<double>(seen));
+        progress.update(sums.seen, sums.loss_sum / static_cast<double>(sums.seen),
+                        static_cast<double>(sums.correct) / static_cast<double>(sums.seen));
       }
-      // Parameters must agree on every rank; batch-norm running statistics
-      // (per rank) are taken from rank 0.
-      comm.check_same_parameters(trainable,
-                                 name + " task " + std::to_string(t + 1) + " epoch " + std::to_string(s.epoch + 1));
+      comm.check_same_parameters(trainable, label);
       comm.broadcast(values_of(learner.state()), 0);
+      return sums;
+    };
+
+    while (s.epoch < c.epochs && s.bad_epochs < c.patience) {
+      const auto start = std::chrono::steady_clock::now();
+      const std::string label = name + " task " + std::to_string(t + 1) + "/" + std::to_string(tasks) + " epoch " +
+                                std::to_string(s.epoch + 1) + "/" + std::to_string(c.epochs);
+      Progress progress(label, loader.size(), log, run.terminal);
+      const EpochSums sums = train_epoch(*optimizer, s.epoch, progress, label);
+      const double loss_sum = sums.loss_sum;
+      const int64_t seen = sums.seen, correct = sums.correct;
       engine::backend(device).synchronize();
       const auto eval_start = std::chrono::steady_clock::now();
       s.curves.back().train_seconds.push_back(std::chrono::duration<double>(eval_start - start).count());
@@ -448,9 +461,23 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
       checkpointed = true;
     }
 
-    // Best weights back, then the row of R: every task seen so far, with its task id.
+    // Best weights back; a method that prunes (PackNet) prunes them and
+    // retrains what it keeps, so that the row of R measures the network kept.
+    // Then the row of R: every task seen so far, with its task id.
     const auto start = std::chrono::steady_clock::now();
     load_state(learner.trained_state(), best, name + " best weights of task " + std::to_string(t + 1));
+    const int64_t retrain_epochs = learner.prune(t);
+    if (retrain_epochs > 0) {
+      auto retrain_optimizer = make_optimizer(c, trainable);
+      for (int64_t r = 0; r < retrain_epochs; ++r) {
+        const std::string label = name + " task " + std::to_string(t + 1) + "/" + std::to_string(tasks) +
+                                  " retraining after pruning, epoch " + std::to_string(r + 1) + "/" +
+                                  std::to_string(retrain_epochs);
+        Progress progress(label, loader.size(), log, run.terminal);
+        train_epoch(*retrain_optimizer, s.epoch + r, progress, label);
+        progress.finish("retrained");
+      }
+    }
     std::vector<double> row, val_row;
     for (int64_t j = 0; j <= t; ++j) {
       const std::vector<uint8_t> task_mask = learner.class_mask(j);

@@ -30,6 +30,8 @@ class WrappedLearner : public Learner {
   void end_task(int64_t task, datasets::BatchLoader& training_images) override {
     base_->end_task(task, training_images);
   }
+  void after_step(int64_t task) override { base_->after_step(task); }
+  int64_t prune(int64_t task) override { return base_->prune(task); }
   engine::NamedTensors state() override { return base_->state(); }
   engine::NamedTensors trained_state() override { return base_->trained_state(); }
   engine::NamedTensors task_state(int64_t task) override { return base_->task_state(task); }
