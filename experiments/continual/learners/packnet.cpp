@@ -63,8 +63,8 @@ std::vector<Tensor> PackNet::begin_task(int64_t task, const std::vector<int64_t>
       const float* owner = m.owner.data<float>();
       if (std::none_of(owner, owner + m.owner.numel(), [](float o) { return o == 0; }))
         throw std::runtime_error("packnet: task " + std::to_string(task + 1) + " has no free weights left in layer " +
-                                 m.name + " (all " + std::to_string(m.owner.numel()) + " are kept by tasks 1-" +
-                                 std::to_string(task) + "); raise --prune or run fewer tasks");
+                                 m.name + " (earlier tasks keep all " + std::to_string(m.owner.numel()) +
+                                 "); raise --prune or run fewer tasks");
     }
     // Biases and batch norm stay as task 0 left them; the head block of this
     // task (what it added) and the shared weights train.
