@@ -1,7 +1,9 @@
 // The protocol of one cell: the tasks in sequence; each trains until early
 // stopping on its validation accuracy (patience in epochs, best weights
-// restored) or the epoch limit; after each task every task seen so far is
-// evaluated with its task id, giving one row of the accuracy matrix R.
+// restored) or the epoch limit; a method that prunes (PackNet) then prunes
+// and retrains for the epochs it asks (Learner::prune); after each task every
+// task seen so far is evaluated with its task id, giving one row of the
+// accuracy matrix R.
 //
 // A checkpoint is written after every epoch and every finished task; with
 // `resume` an unfinished cell continues from it to the same numbers. A NaN or
