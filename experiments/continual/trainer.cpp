@@ -463,6 +463,7 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
 
     // Best weights back; a method that prunes (PackNet) prunes them and
     // retrains what it keeps, so that the row of R measures the network kept.
+    // Neither is checkpointed: a resumed run redoes both from the best weights.
     // Then the row of R: every task seen so far, with its task id.
     const auto start = std::chrono::steady_clock::now();
     load_state(learner.trained_state(), best, name + " best weights of task " + std::to_string(t + 1));
