@@ -1,5 +1,5 @@
-// The CUDA kernels' bodies (engine/kernels/*.h, cuda/window_bodies.h), run on
-// the CPU over an emulated grid and compared with the CPU backend. The bodies
+// The CUDA kernels' bodies (engine/kernels/*.h), run on the CPU over an
+// emulated grid and compared with the CPU backend. The bodies
 // are the code the GPU runs; here every block and thread index of a launch
 // calls them through the same grid-stride loop, under two grids: the backend's
 // own launch (the last block overhangs the data) and a grid smaller than the
@@ -20,13 +20,13 @@
 
 #include "cuda/caching_allocator.h"
 #include "cuda/grid.h"
-#include "cuda/window_bodies.h"
 #include "engine/backend.h"
 #include "engine/kernels/batch_norm_bodies.h"
 #include "engine/kernels/dropout_body.h"
 #include "engine/kernels/elementwise_bodies.h"
 #include "engine/kernels/loss_bodies.h"
 #include "engine/kernels/update_bodies.h"
+#include "engine/kernels/window_bodies.h"
 #include "engine/random.h"
 
 using namespace engine;
