@@ -540,6 +540,30 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(optimiser_updates_match_cpu, T, FloatTypes) {
     }
 }
 
+// The CUDA backend is a library of its own that registers itself with the
+// engine before main (cuda/register_backend.cpp); programs link it whole so
+// that the registration, which nothing refers to, survives the link.
+BOOST_AUTO_TEST_CASE(cuda_backend_is_registered_exactly_when_built) {
+  BOOST_TEST(backend_registered(Device::cpu));
+  BOOST_CHECK_THROW(register_backend(Device::cpu, [](std::string*) -> std::unique_ptr<Backend> {
+                      return nullptr;
+                    }),
+                    std::logic_error);
+#ifdef WITH_CUDA_BACKEND
+  BOOST_TEST(backend_registered(Device::cuda));
+  // A second backend for the device is a programming error, not a silent swap.
+  BOOST_CHECK_THROW(register_backend(Device::cuda, [](std::string*) -> std::unique_ptr<Backend> {
+                      return nullptr;
+                    }),
+                    std::logic_error);
+#else
+  BOOST_TEST(!backend_registered(Device::cuda));
+  BOOST_TEST(!backend_available(Device::cuda));
+  const std::string reason = backend_unavailable_reason(Device::cuda);
+  BOOST_TEST(reason.find("built without the cuda backend") != std::string::npos, reason);
+#endif
+}
+
 namespace {
 boost::test_tools::assertion_result no_gpu(boost::unit_test::test_unit_id) {
   boost::test_tools::assertion_result result(!backend_available(Device::cuda));
