@@ -46,9 +46,8 @@ Registration* created(Device device) {
 }
 
 std::string not_built_reason(Device device) {
-  return "this program was built without the " + to_string(device) +
-         " backend (the `" + to_string(device) +
-         "` Meson option found no toolkit, or the program does not link it)";
+  return "this program was built without the " + to_string(device) + " backend (see the `" +
+         to_string(device) + "` Meson option)";
 }
 
 }  // namespace
