@@ -68,7 +68,7 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-Backend* try_create_backend(std::string* why_not) {
+std::unique_ptr<Backend> try_create_backend(std::string* why_not) {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
@@ -84,7 +84,7 @@ Backend* try_create_backend(std::string* why_not) {
   try {
     auto backend = std::make_unique<CudaBackend>(0);
     backend->probe();
-    return backend.release();
+    return backend;
   } catch (const std::exception& e) {
     *why_not = std::string("the CUDA GPU could not be used: ") + e.what();
     return nullptr;

@@ -1,7 +1,9 @@
 // The CUDA backend: device memory, one stream, one cuBLAS handle, and the
-// kernels of cuda/cuda_kernels.h. engine/backend.cpp creates it on first use.
+// kernels of cuda/cuda_kernels.h. Registered with the engine as the factory of
+// Device::cuda (cuda/register_backend.cpp), which runs it on first use.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "engine/backend.h"
@@ -11,6 +13,6 @@ namespace engine::cuda {
 // The backend of GPU 0, or nullptr with the reason in *why_not when no GPU or
 // driver is usable (no device, driver too old, no kernel image for this GPU).
 // Never aborts: a binary built with CUDA runs on the CPU without a GPU.
-engine::Backend* try_create_backend(std::string* why_not);
+std::unique_ptr<engine::Backend> try_create_backend(std::string* why_not);
 
 }  // namespace engine::cuda

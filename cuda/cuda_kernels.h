@@ -7,8 +7,8 @@
 //   pool_kernels.cu          max, average and adaptive average pooling
 //   batch_norm_kernels.cu, loss_kernels.cu, update_kernels.cu (dropout, optimisers)
 // Each kernel is a grid-stride loop over a body from engine/kernels/*.h (the
-// bodies the CPU backend calls too) or cuda/window_bodies.h, which the CPU
-// tests also run (tests/test_cuda_kernels.cpp).
+// bodies the CPU backend calls too), which the CPU tests also run over an
+// emulated grid (tests/test_cuda_kernels.cpp).
 #pragma once
 
 #include "cuda/cuda_context.h"

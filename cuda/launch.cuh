@@ -1,7 +1,6 @@
-// Launching the bodies of engine/kernels/*.h and cuda/window_bodies.h (nvcc
-// only): one __global__ grid-stride kernel per body type, and the
-// shared-memory block reduction whose host reference is block_sum_reference
-// in cuda/grid.h.
+// Launching the bodies of engine/kernels/*.h (nvcc only): one __global__
+// grid-stride kernel per body type, and the shared-memory block reduction
+// whose host reference is block_sum_reference in cuda/grid.h.
 #pragma once
 
 #include "cuda/cuda_check.h"

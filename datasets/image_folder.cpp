@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/printable.h"
+
 namespace datasets {
 
 namespace fs = std::filesystem;
@@ -54,7 +56,8 @@ std::string decode_image(const fs::path& path, const ImageFolderOptions& options
            std::to_string(max_pixels) + " allowed for its size)";
   // stb converts to the requested channel count (grey -> RGB by replication).
   uint8_t* decoded = stbi_load(path.c_str(), &width, &height, &file_channels, channels);
-  if (decoded == nullptr) return std::string("not a decodable image (stb_image: ") + stbi_failure_reason() + ")";
+  // stb_image's reason may quote the file (a PNG chunk type: any 4 bytes).
+  if (decoded == nullptr) return "not a decodable image (stb_image: " + engine::printable(stbi_failure_reason()) + ")";
   std::vector<uint8_t> resized;
   const uint8_t* interleaved = decoded;  // (H, W, C)
   if (width != options.width || height != options.height) {

@@ -3,10 +3,6 @@
 #include <mutex>
 #include <stdexcept>
 
-#ifdef ENGINE_WITH_CUDA
-#include "cuda/cuda_backend.h"
-#endif
-
 namespace engine {
 
 int64_t Broadcast::numel() const {
@@ -19,41 +15,77 @@ Backend& cpu_backend();  // engine/cpu/cpu_backend.cpp
 
 namespace {
 
-// The CUDA backend is created on first use. Where the project was built with
-// CUDA but no GPU or driver is usable, the reason is kept for the error message.
-struct CudaState {
-  Backend* backend = nullptr;
-  std::string unavailable_reason = "the project was built without CUDA";
+// A registered device: its factory, and, from its first use on, the backend
+// or the reason there is none. Kept until the process ends (backends free no
+// device memory at exit: the runtime may be gone by then).
+struct Registration {
+  BackendFactory factory = nullptr;
+  std::once_flag created;
+  std::unique_ptr<Backend> backend;
+  std::string unavailable_reason;
 };
 
-CudaState& cuda_state() {
-  static CudaState state;
-  static std::once_flag once;
-  std::call_once(once, [] {
-#ifdef ENGINE_WITH_CUDA
-    state.backend = cuda::try_create_backend(&state.unavailable_reason);
-#endif
+// One entry per Device (the CPU's stays empty). Function-local, so that
+// registering from another library's static initialiser finds the registry
+// constructed whatever the initialisation order.
+Registration& registration(Device device) {
+  static Registration registrations[2];  // Device::cpu, Device::cuda
+  return registrations[static_cast<size_t>(device)];
+}
+
+// The registration of `device` with its backend created (or its reason
+// recorded) on first use; null when no backend was registered.
+Registration* created(Device device) {
+  Registration& r = registration(device);
+  if (!r.factory) return nullptr;
+  std::call_once(r.created, [&r] {
+    r.backend = r.factory(&r.unavailable_reason);
+    if (!r.backend && r.unavailable_reason.empty()) r.unavailable_reason = "its backend failed to start";
   });
-  return state;
+  return &r;
+}
+
+std::string not_built_reason(Device device) {
+  return "this program was built without the " + to_string(device) + " backend (see the `" +
+         to_string(device) + "` Meson option)";
 }
 
 }  // namespace
 
+void register_backend(Device device, BackendFactory factory) {
+  if (device == Device::cpu)
+    throw std::logic_error("register_backend: the cpu backend is built into the engine");
+  if (!factory) throw std::logic_error("register_backend: null factory for " + to_string(device));
+  Registration& r = registration(device);
+  if (r.factory)
+    throw std::logic_error("register_backend: " + to_string(device) + " is already registered");
+  r.factory = factory;
+}
+
+bool backend_registered(Device device) {
+  return device == Device::cpu || registration(device).factory != nullptr;
+}
+
 bool backend_available(Device device) {
-  return device == Device::cpu || cuda_state().backend != nullptr;
+  if (device == Device::cpu) return true;
+  const Registration* r = created(device);
+  return r && r->backend;
 }
 
 std::string backend_unavailable_reason(Device device) {
-  return backend_available(device) ? std::string() : cuda_state().unavailable_reason;
+  if (device == Device::cpu) return {};
+  const Registration* r = created(device);
+  if (!r) return not_built_reason(device);
+  return r->backend ? std::string() : r->unavailable_reason;
 }
 
 Backend& backend(Device device) {
   if (device == Device::cpu) return cpu_backend();
-  CudaState& state = cuda_state();
-  if (!state.backend)
-    throw std::runtime_error("device cuda requested, but it is not available: " +
-                             state.unavailable_reason);
-  return *state.backend;
+  Registration* r = created(device);
+  if (!r || !r->backend)
+    throw std::runtime_error("device " + to_string(device) + " requested, but it is not available: " +
+                             backend_unavailable_reason(device));
+  return *r->backend;
 }
 
 }  // namespace engine

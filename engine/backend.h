@@ -1,9 +1,10 @@
 // The device seam. Every op in engine/ops/ is written once, device-agnostic,
 // as a composition of the primitive kernels below; each device provides them.
-// The CPU backend (engine/cpu/) uses OpenBLAS and threaded loops; the CUDA
-// backend (cuda/) uses cuBLAS and kernels; it is compiled into the engine
-// library when the `cuda` option is on and created on first use
-// (cuda::try_create_backend in cuda/cuda_backend.h).
+// The CPU backend (engine/cpu/) uses OpenBLAS and threaded loops and is part
+// of the engine. Other devices' backends live in libraries of their own that
+// register themselves here (register_backend, at the end of this file): the
+// CUDA backend (cuda/, cuBLAS and kernels) is built when the `cuda` option
+// finds nvcc, and the engine never includes it.
 //
 // All pointers are device pointers of the backend's device, except `labels`
 // and `mask` of the loss kernels, which are host arrays (small; the CUDA backend
@@ -14,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "engine/tensor.h"
@@ -195,8 +197,25 @@ class Backend {
 template <> inline const Kernels<float>& Backend::kernels<float>() const { return f32(); }
 template <> inline const Kernels<double>& Backend::kernels<double>() const { return f64(); }
 
-// The backend of a device. Throws a clear error for CUDA when the project was
-// built without it or no GPU is usable.
+// ---- the registry of backends ----------------------------------------------------
+// Creates a device's backend, or returns null with the reason in *why_not when
+// the device cannot be used here (no GPU, driver too old, ...). It runs once,
+// on the device's first use, so a program that never touches the device never
+// initialises its runtime.
+using BackendFactory = std::unique_ptr<Backend> (*)(std::string* why_not);
+
+// Registers the backend of a device other than the CPU (whose backend is built
+// in). Throws std::logic_error for the CPU, or when the device already has one.
+// A backend library calls it before main (cuda/register_backend.cpp).
+void register_backend(Device device, BackendFactory factory);
+// True when a backend of `device` was registered (always for the CPU): for
+// CUDA, when the program was built and linked with the CUDA backend.
+bool backend_registered(Device device);
+
+// The backend of a device, created on first use. Throws a clear error naming
+// the device when its backend was not built into this program, or when it
+// cannot run here (a binary built with CUDA runs on a machine without a GPU,
+// on the CPU: only asking for the GPU fails).
 Backend& backend(Device device);
 // True when the device can be used (CUDA: built with it and a GPU found).
 bool backend_available(Device device);

@@ -17,7 +17,9 @@
 //                    dtype; MPI_Allreduce(MPI_SUM) then a scale by 1/P.
 //   NCCL             CUDA tensors, reduced on the GPU in one device buffer per
 //                    dtype; bootstrapped (ncclUniqueId) over MPI, and CPU
-//                    tensors and the control messages go over MPI.
+//                    tensors and the control messages go over MPI. It comes
+//                    with the CUDA backend (cuda/nccl_communicator.h), which
+//                    registers it (register_device_communicator).
 // A reduction leaves the same bits on every rank (each element is reduced once
 // and the result is distributed), so parameters stay identical across ranks as
 // long as every rank applies the same optimiser to them; check_same_parameters()
@@ -102,13 +104,21 @@ void average_gradients(Communicator& communicator, const std::vector<Tensor>& pa
 // True when this process was started by an MPI launcher (mpirun, mpiexec, srun
 // with PMI/PMIx): OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_RANK is set.
 bool launched_by_mpi();
-// True when this build has MPI (the `mpi` Meson option) / NCCL (CUDA + NCCL).
+// True when this build has MPI (the `mpi` Meson option).
 bool built_with_mpi();
-bool built_with_nccl();
+
+// A communicator that reduces tensors in a device's own memory (NCCL for
+// CUDA). Device backend libraries register one where they have it
+// (cuda/register_backend.cpp); it bootstraps over MPI, so only builds with MPI
+// register one. Throws std::logic_error for the CPU or a second registration.
+using CommunicatorFactory = std::unique_ptr<Communicator> (*)();
+void register_device_communicator(Device device, CommunicatorFactory factory);
+// True when `device` has a registered communicator (CUDA: built with NCCL).
+bool has_device_communicator(Device device);
 
 // The communicator for data-parallel training of tensors on `device`: when
-// launched by MPI, NCCL for CUDA tensors where the build has it, else MPI;
-// otherwise a single process. Initialises MPI (once per process; it is
+// launched by MPI, the device's registered communicator (NCCL for CUDA tensors
+// where the build has it), else MPI; otherwise a single process. Initialises MPI (once per process; it is
 // finalised when the last MPI communicator is destroyed). Throws
 // std::runtime_error when launched by MPI but built without it.
 std::unique_ptr<Communicator> make_communicator(Device device);

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "engine/io.h"
+#include "engine/printable.h"
 
 namespace engine {
 
@@ -87,20 +88,8 @@ std::string needed_bytes(const Shape& shape, size_t itemsize) {
   return "needs " + std::to_string(bytes);
 }
 
-// Text from a file for messages, with bytes that are not printable ASCII as
-// \xNN (a damaged file may hold any bytes in its names and headers).
-std::string printable(const std::string& text) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : text) {
-    const auto byte = static_cast<uint8_t>(c);
-    if (byte >= 0x20 && byte < 0x7f) out += c;
-    else out += std::string("\\x") + digits[byte >> 4] + digits[byte & 15];
-  }
-  return out;
-}
-
-std::string quoted(const std::string& name) {
+// 'name' for messages: text from the file, made printable.
+std::string in_quotes(const std::string& name) {
   std::string out = "'";  // built by appending: "'" + string trips GCC 12's -Wrestrict
   out += printable(name);
   return out += '\'';
@@ -198,9 +187,9 @@ class NpyHeaderParser {
       } else if (key == "shape") {
         shape = tuple();
       } else {
-        fail("unexpected key '" + key + "'");
+        fail("unexpected key " + in_quotes(key));
       }
-      if (!seen.insert(key).second) fail("key '" + key + "' appears twice");
+      if (!seen.insert(key).second) fail("key " + in_quotes(key) + " appears twice");
       if (!peek('}')) expect(',');
     }
     expect('}');
@@ -301,8 +290,8 @@ NpyArray parse_npy(std::span<const char> entry, const std::string& context) {
               "save np.ascontiguousarray(x) instead");
   const auto code = parse_descr(array.descr);
   if (!code)
-    view.fail("unsupported dtype '" + array.descr +
-              "' (supported: little-endian bool, int, uint and float)");
+    view.fail("unsupported dtype " + in_quotes(array.descr) +
+              " (supported: little-endian bool, int, uint and float)");
   array.descr = canonical_descr(*code);
 
   const uint64_t data_at = header_at + header_length;
@@ -489,11 +478,11 @@ NamedArrays read_npz(const fs::path& path) {
     const std::string file_name = stat.name;
     const bool is_npy = file_name.size() > 4 && file_name.ends_with(".npy");
     const std::string name = is_npy ? file_name.substr(0, file_name.size() - 4) : file_name;
-    const std::string entry_context = context + ": entry " + quoted(name);
+    const std::string entry_context = context + ": entry " + in_quotes(name);
     const auto entry_error = [&](const std::string& message) {
       throw std::runtime_error(entry_context + " " + message);
     };
-    if (!is_npy) entry_error("is not a .npy array (name " + quoted(file_name) + ")");
+    if (!is_npy) entry_error("is not a .npy array (name " + in_quotes(file_name) + ")");
     if (!names.insert(name).second) entry_error("appears twice");
     if ((stat.valid & ZIP_STAT_ENCRYPTION_METHOD) && stat.encryption_method != ZIP_EM_NONE)
       entry_error("is encrypted");
@@ -503,7 +492,7 @@ NamedArrays read_npz(const fs::path& path) {
                   "; only stored and deflated entries (np.savez, np.savez_compressed) are supported");
     const std::vector<char> bytes = read_entry(archive.get(), index, stat.size, entry_error);
     arrays.emplace_back(name, parse_npy(bytes, entry_context));
-    arrays.back().second.origin = path.string() + ": entry " + quoted(name);
+    arrays.back().second.origin = path.string() + ": entry " + in_quotes(name);
   }
   return arrays;
 }

@@ -1,5 +1,5 @@
-// The CUDA kernels' bodies (engine/kernels/*.h, cuda/window_bodies.h), run on
-// the CPU over an emulated grid and compared with the CPU backend. The bodies
+// The CUDA kernels' bodies (engine/kernels/*.h), run on the CPU over an
+// emulated grid and compared with the CPU backend. The bodies
 // are the code the GPU runs; here every block and thread index of a launch
 // calls them through the same grid-stride loop, under two grids: the backend's
 // own launch (the last block overhangs the data) and a grid smaller than the
@@ -20,13 +20,13 @@
 
 #include "cuda/caching_allocator.h"
 #include "cuda/grid.h"
-#include "cuda/window_bodies.h"
 #include "engine/backend.h"
 #include "engine/kernels/batch_norm_bodies.h"
 #include "engine/kernels/dropout_body.h"
 #include "engine/kernels/elementwise_bodies.h"
 #include "engine/kernels/loss_bodies.h"
 #include "engine/kernels/update_bodies.h"
+#include "engine/kernels/window_bodies.h"
 #include "engine/random.h"
 
 using namespace engine;
@@ -538,6 +538,30 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(optimiser_updates_match_cpu, T, FloatTypes) {
         check_close("adam v", v, want_v);
       }
     }
+}
+
+// The CUDA backend is a library of its own that registers itself with the
+// engine before main (cuda/register_backend.cpp); programs link it whole so
+// that the registration, which nothing refers to, survives the link.
+BOOST_AUTO_TEST_CASE(cuda_backend_is_registered_exactly_when_built) {
+  BOOST_TEST(backend_registered(Device::cpu));
+  BOOST_CHECK_THROW(register_backend(Device::cpu, [](std::string*) -> std::unique_ptr<Backend> {
+                      return nullptr;
+                    }),
+                    std::logic_error);
+#ifdef WITH_CUDA_BACKEND
+  BOOST_TEST(backend_registered(Device::cuda));
+  // A second backend for the device is a programming error, not a silent swap.
+  BOOST_CHECK_THROW(register_backend(Device::cuda, [](std::string*) -> std::unique_ptr<Backend> {
+                      return nullptr;
+                    }),
+                    std::logic_error);
+#else
+  BOOST_TEST(!backend_registered(Device::cuda));
+  BOOST_TEST(!backend_available(Device::cuda));
+  const std::string reason = backend_unavailable_reason(Device::cuda);
+  BOOST_TEST(reason.find("built without the cuda backend") != std::string::npos, reason);
+#endif
 }
 
 namespace {

@@ -302,7 +302,7 @@ BOOST_AUTO_TEST_CASE(a_parameter_differing_on_one_rank_is_detected,
 // base + (size - 1) / 2 for any number of ranks.
 BOOST_AUTO_TEST_CASE(nccl_averages_cuda_tensors,
                      *boost::unit_test::precondition([](boost::unit_test::test_unit_id) {
-                       tt::assertion_result result(launched_by_mpi() && built_with_nccl() &&
+                       tt::assertion_result result(launched_by_mpi() && has_device_communicator(Device::cuda) &&
                                                    backend_available(Device::cuda));
                        result.message() << "needs NCCL, a GPU and an MPI launch";
                        return result;

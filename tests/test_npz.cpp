@@ -13,6 +13,7 @@
 
 #include "engine/io.h"
 #include "engine/npz.h"
+#include "engine/printable.h"
 #include "engine/random.h"
 
 using namespace engine;
@@ -440,6 +441,9 @@ BOOST_AUTO_TEST_CASE(damaged_npy_headers_are_named_errors) {
       {"(2, 3)", "(3, 1)", "data has 24 bytes, but shape (3, 1) of float32 ('<f4') needs 12"},
       {"\x93NUMPY", "\x93NUMPZ", "bad magic"},
       {", }", ",,}", "expected a string"},
+      // Bytes of the file are quoted printably: the message stays one line.
+      {"'descr'", "'d\ncr\x1b'", "unexpected key 'd\\x0acr\\x1b'"},
+      {"'<f4'", "'\x7f\t4'", "unsupported dtype '\\x7f\\x094'"},
   };
   for (const auto& [from, to, message] : edits) {
     std::string file = original;
@@ -448,8 +452,17 @@ BOOST_AUTO_TEST_CASE(damaged_npy_headers_are_named_errors) {
     write_string(dir / "bad.npz", file);
     const std::string error = runtime_error_of([&] { read_npz(dir / "bad.npz"); });
     BOOST_TEST(contains(error, (dir / "bad.npz").string() + ": entry 'a'"));
-    BOOST_TEST(contains(error, message));
+    BOOST_TEST(contains(error, message), error);
+    BOOST_TEST(error.find_first_of("\n\t\x1b\x7f") == std::string::npos, error);
   }
+}
+
+BOOST_AUTO_TEST_CASE(printable_escapes_what_is_not_printable_ascii_and_truncates) {
+  BOOST_TEST(printable("descr 'f4'") == "descr 'f4'");
+  BOOST_TEST(printable(std::string("a\nb\0c\x7f\xff\\", 8)) == "a\\x0ab\\x00c\\x7f\\xff\\\\");
+  BOOST_TEST(printable(std::string(300, 'x')) == std::string(200, 'x') + "... (300 bytes)");
+  BOOST_TEST(printable("abcdef", 3) == "abc... (6 bytes)");
+  BOOST_TEST(printable("abc", 3) == "abc");
 }
 
 BOOST_AUTO_TEST_CASE(missing_and_foreign_files_are_named_errors) {

@@ -1,6 +1,7 @@
 // What every communicator shares: the cross-rank checks (tensor hashes
-// compared through allgather), gradient averaging, and the factory that picks
-// an implementation from how the process was launched.
+// compared through allgather), gradient averaging, the registry of device
+// communicators, and the factory that picks an implementation from how the
+// process was launched.
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -11,9 +12,6 @@
 
 #if defined(ENGINE_WITH_MPI)
 #include "engine/distributed/mpi_communicator.h"
-#endif
-#if defined(ENGINE_WITH_NCCL)
-#include "engine/distributed/nccl_communicator.h"
 #endif
 
 namespace engine {
@@ -67,6 +65,14 @@ std::vector<int> ranks_differing_from_0(const std::vector<uint64_t>& gathered, s
 }
 
 bool env_set(const char* name) { return std::getenv(name) != nullptr; }
+
+// The registered device communicators, one entry per Device (the CPU's stays
+// null). Function-local: registrations run in other libraries' static
+// initialisers.
+CommunicatorFactory& device_communicator(Device device) {
+  static CommunicatorFactory factories[2] = {};  // Device::cpu, Device::cuda
+  return factories[static_cast<size_t>(device)];
+}
 
 }  // namespace
 
@@ -124,21 +130,25 @@ bool built_with_mpi() {
 #endif
 }
 
-bool built_with_nccl() {
-#if defined(ENGINE_WITH_NCCL)
-  return true;
-#else
-  return false;
-#endif
+void register_device_communicator(Device device, CommunicatorFactory factory) {
+  if (device == Device::cpu)
+    throw std::logic_error("register_device_communicator: cpu tensors use MPI");
+  if (!factory)
+    throw std::logic_error("register_device_communicator: null factory for " + to_string(device));
+  CommunicatorFactory& slot = device_communicator(device);
+  if (slot)
+    throw std::logic_error("register_device_communicator: " + to_string(device) +
+                           " is already registered");
+  slot = factory;
 }
+
+bool has_device_communicator(Device device) { return device_communicator(device) != nullptr; }
 
 std::unique_ptr<Communicator> make_communicator(Device device) {
   if (!launched_by_mpi()) return make_single_process_communicator();
-#if defined(ENGINE_WITH_NCCL)
-  if (device == Device::cuda) return std::make_unique<distributed::NcclCommunicator>();
-#endif
 #if defined(ENGINE_WITH_MPI)
-  (void)device;  // CUDA tensors without NCCL are staged through host memory
+  if (const CommunicatorFactory factory = device_communicator(device)) return factory();
+  // CUDA tensors without NCCL are staged through host memory.
   return std::make_unique<distributed::MpiCommunicator>();
 #else
   (void)device;

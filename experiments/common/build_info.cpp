@@ -1,5 +1,6 @@
 #include "experiments/common/build_info.h"
 
+#include "engine/backend.h"
 #include "experiments/build_info_generated.h"  // vcs_tag output, in the build directory
 
 namespace experiments {
@@ -17,9 +18,7 @@ BuildInfo make_build_info() {
     describe.resize(describe.size() - suffix.size());
   }
   info.commit = describe.empty() ? "unknown" : describe;
-#ifdef ENGINE_WITH_CUDA
-  info.cuda = true;
-#endif
+  info.cuda = engine::backend_registered(engine::Device::cuda);
 #ifdef ENGINE_WITH_MPI
   info.mpi = true;
 #endif

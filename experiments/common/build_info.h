@@ -12,7 +12,7 @@ struct BuildInfo {
   std::string version;  // the meson project version, e.g. "0.1.0"
   std::string commit;   // 40 hex digits, or "unknown"
   bool dirty = false;   // the tree had uncommitted changes when it was built
-  bool cuda = false;    // the CUDA backend is compiled in
+  bool cuda = false;    // the CUDA backend is linked in (registered with the engine)
   bool mpi = false;     // data parallel over MPI is compiled in
 };
 

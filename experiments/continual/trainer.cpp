@@ -16,6 +16,7 @@
 #include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
+#include "engine/printable.h"
 #include "engine/splitmix64.h"
 #include "experiments/common/provenance.h"
 #include "experiments/continual/checkpoint.h"
@@ -217,7 +218,7 @@ void check_resume_record(const Checkpoint& checkpoint, const json& current, cons
   for (const auto& [key, value] : current.items())
     if (!saved->contains(key) || saved->at(key) != value) differ += (differ.empty() ? "" : ", ") + key;
   for (const auto& [key, value] : saved->items())
-    if (!current.contains(key)) differ += (differ.empty() ? "" : ", ") + key;
+    if (!current.contains(key)) differ += (differ.empty() ? "" : ", ") + engine::printable(key);  // from the file
   if (!differ.empty())
     throw std::runtime_error(path.string() + ": --resume: the checkpoint was made with other settings (" + differ +
                              " differ); run with the same settings, or delete it to start the cell afresh");

@@ -3,7 +3,9 @@
 // Each rank uses the GPU the CUDA backend uses (the first visible one), so
 // ranks sharing a machine need one GPU each: give every rank its own
 // CUDA_VISIBLE_DEVICES (srun --gpus-per-task=1 does; see
-// scripts/mpirun-example.sh for mpirun).
+// scripts/mpirun-example.sh for mpirun). It lives with the CUDA backend and
+// registers itself with the engine (cuda/register_backend.cpp), which picks it
+// for CUDA tensors under an MPI launcher (engine::make_communicator).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -11,9 +13,9 @@
 
 #include "engine/distributed/mpi_communicator.h"
 
-namespace engine::distributed {
+namespace engine::cuda {
 
-class NcclCommunicator final : public MpiCommunicator {
+class NcclCommunicator final : public distributed::MpiCommunicator {
  public:
   // Rank 0 creates the ncclUniqueId and broadcasts it over MPI; every rank then
   // joins the NCCL communicator. Throws std::runtime_error when no GPU is
@@ -35,4 +37,4 @@ class NcclCommunicator final : public MpiCommunicator {
   cudaStream_t stream_ = nullptr;
 };
 
-}  // namespace engine::distributed
+}  // namespace engine::cuda

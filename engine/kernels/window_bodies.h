@@ -1,7 +1,16 @@
-// Bodies of the window kernels: im2col / col2im and pooling (one call = one
-// output element). Backward kernels gather: each input pixel visits the
-// windows that contain it, in the order the CPU scatters into it (window rows,
-// then columns, ascending), so the sums agree bit for bit without atomics.
+// Bodies of the window ops: im2col / col2im and max, average and adaptive
+// average pooling (one call = one output element), with the span and index
+// helpers both backends use. The CUDA backend (cuda/conv_kernels.cu,
+// cuda/pool_kernels.cu) launches every body here. The CPU backend
+// (engine/cpu/pool_kernels.cpp) runs the pooling forward bodies output by
+// output in its per-plane loops (at(plane, oh, ow): no index division per
+// output), and its backward passes walk the same spans. Where the schedules
+// must differ they agree bit for bit: the backward bodies gather (each input
+// pixel visits the windows that contain it, in the order the CPU scatters into
+// it: window rows, then columns, ascending), since GPU threads cannot scatter
+// into shared pixels without atomics; im2col / col2im on the CPU copy whole
+// rows (engine/cpu/conv_kernels.cpp). tests/test_cuda_kernels.cpp runs every
+// body over an emulated grid against the CPU backend.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +18,7 @@
 #include "engine/backend.h"
 #include "engine/host_device.h"
 
-namespace engine::cuda {
+namespace engine::kernels {
 
 // Window2d with its output size, readable in device code.
 struct WindowGeometry {
@@ -102,28 +111,48 @@ struct Col2im {
   }
 };
 
-// x (N,C,H,W) -> y, argmax (N,C,OH,OW); o indexes y. First maximum wins; NaN
-// wins over numbers (as the CPU and PyTorch), so it propagates.
+// x (N,C,H,W) -> y, argmax (N,C,OH,OW) = flat index into H*W of the first
+// maximum; o indexes y. Padding never wins: the op keeps pad <= kernel/2, so
+// every window holds at least one pixel. NaN wins (the first one), as in
+// PyTorch, so it propagates.
 template <class T>
 struct MaxPoolForward {
   WindowGeometry g;
   const T* x;
   T* y;
   int64_t* argmax;
-  ENGINE_HOST_DEVICE void operator()(int64_t o) const {
-    const int64_t ow = o % g.out_w, oh = o / g.out_w % g.out_h, plane = o / (g.out_w * g.out_h);
+  // Output (oh, ow) of plane `plane` (one channel of one image).
+  ENGINE_HOST_DEVICE void at(int64_t plane, int64_t oh, int64_t ow) const {
     const T* in = x + plane * g.height * g.width;
     const Range rows = window_span(oh, g.kernel_h, g.stride_h, g.pad_h, g.height);
     const Range cols = window_span(ow, g.kernel_w, g.stride_w, g.pad_w, g.width);
-    int64_t best_index = rows.begin * g.width + cols.begin;
-    T best = in[best_index];
+    // Two passes: the maximum (branch-free), then the first pixel holding it;
+    // a single pass with a compare-and-branch per pixel mispredicts on real
+    // data. A NaN anywhere is the maximum (v != v: NaN, on host and device).
+    T best = in[rows.begin * g.width + cols.begin];
+    bool has_nan = false;
     for (int64_t ih = rows.begin; ih < rows.end; ++ih)
       for (int64_t iw = cols.begin; iw < cols.end; ++iw) {
         const T v = in[ih * g.width + iw];
-        if (v > best || (v != v && best == best)) best = v, best_index = ih * g.width + iw;
+        best = v > best ? v : best;
+        has_nan |= v != v;
       }
+    int64_t best_index = -1;
+    for (int64_t ih = rows.begin; ih < rows.end && best_index < 0; ++ih)
+      for (int64_t iw = cols.begin; iw < cols.end; ++iw) {
+        const T v = in[ih * g.width + iw];
+        if (has_nan ? v != v : v == best) {
+          best_index = ih * g.width + iw;
+          break;
+        }
+      }
+    if (has_nan) best = in[best_index];
+    const int64_t o = (plane * g.out_h + oh) * g.out_w + ow;
     y[o] = best;
     argmax[o] = best_index;
+  }
+  ENGINE_HOST_DEVICE void operator()(int64_t o) const {
+    at(o / (g.out_w * g.out_h), o / g.out_w % g.out_h, o % g.out_w);
   }
 };
 
@@ -151,21 +180,25 @@ struct MaxPoolBackward {
   }
 };
 
-// x (N,C,H,W) -> y (N,C,OH,OW) = window sum / (KH*KW); padding counts as zeros.
+// x (N,C,H,W) -> y (N,C,OH,OW) = window sum / (KH*KW). Padding counts as
+// zeros (count_include_pad); without ceil mode every window lies inside the
+// padded image, so the divisor is always KH*KW.
 template <class T>
 struct AvgPoolForward {
   WindowGeometry g;
   const T* x;
   T* y;
-  ENGINE_HOST_DEVICE void operator()(int64_t o) const {
-    const int64_t ow = o % g.out_w, oh = o / g.out_w % g.out_h, plane = o / (g.out_w * g.out_h);
+  ENGINE_HOST_DEVICE void at(int64_t plane, int64_t oh, int64_t ow) const {
     const T* in = x + plane * g.height * g.width;
     const Range rows = window_span(oh, g.kernel_h, g.stride_h, g.pad_h, g.height);
     const Range cols = window_span(ow, g.kernel_w, g.stride_w, g.pad_w, g.width);
     T sum = 0;
     for (int64_t ih = rows.begin; ih < rows.end; ++ih)
       for (int64_t iw = cols.begin; iw < cols.end; ++iw) sum += in[ih * g.width + iw];
-    y[o] = sum * (T(1) / static_cast<T>(g.kernel_h * g.kernel_w));
+    y[(plane * g.out_h + oh) * g.out_w + ow] = sum * (T(1) / static_cast<T>(g.kernel_h * g.kernel_w));
+  }
+  ENGINE_HOST_DEVICE void operator()(int64_t o) const {
+    at(o / (g.out_w * g.out_h), o / g.out_w % g.out_h, o % g.out_w);
   }
 };
 
@@ -194,8 +227,7 @@ struct AdaptiveAvgPoolForward {
   WindowGeometry g;
   const T* x;
   T* y;
-  ENGINE_HOST_DEVICE void operator()(int64_t o) const {
-    const int64_t ow = o % g.out_w, oh = o / g.out_w % g.out_h, plane = o / (g.out_w * g.out_h);
+  ENGINE_HOST_DEVICE void at(int64_t plane, int64_t oh, int64_t ow) const {
     const T* in = x + plane * g.height * g.width;
     const Range rows = adaptive_span(oh, g.out_h, g.height);
     const Range cols = adaptive_span(ow, g.out_w, g.width);
@@ -203,7 +235,10 @@ struct AdaptiveAvgPoolForward {
     for (int64_t ih = rows.begin; ih < rows.end; ++ih)
       for (int64_t iw = cols.begin; iw < cols.end; ++iw) sum += in[ih * g.width + iw];
     const int64_t area = (rows.end - rows.begin) * (cols.end - cols.begin);
-    y[o] = sum / static_cast<T>(area);
+    y[(plane * g.out_h + oh) * g.out_w + ow] = sum / static_cast<T>(area);
+  }
+  ENGINE_HOST_DEVICE void operator()(int64_t o) const {
+    at(o / (g.out_w * g.out_h), o / g.out_w % g.out_h, o % g.out_w);
   }
 };
 
@@ -231,4 +266,4 @@ struct AdaptiveAvgPoolBackward {
   }
 };
 
-}  // namespace engine::cuda
+}  // namespace engine::kernels

@@ -1,14 +1,14 @@
 // NCCL collectives over device buffers. NCCL runs on a stream of its own: the
 // backend's queued work is finished (synchronize) before each collective, and
 // the collective is finished before the backend's kernels touch the results.
-#include "engine/distributed/nccl_communicator.h"
+#include "cuda/nccl_communicator.h"
 
 #include <stdexcept>
 
 #include "cuda/cuda_check.h"
 #include "engine/backend.h"
 
-namespace engine::distributed {
+namespace engine::cuda {
 
 namespace {
 
@@ -73,7 +73,7 @@ NcclCommunicator::NcclCommunicator() {
   if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
   MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, comm_);
   check_nccl(ncclCommInitRank(&nccl_, size_, id, rank_), "ncclCommInitRank");
-  cuda::check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
+  check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
                    "cudaStreamCreateWithFlags");
 }
 
@@ -98,7 +98,7 @@ void NcclCommunicator::allreduce_mean(const std::vector<Tensor>& tensors) {
       check_nccl(ncclAllReduce(flat.data<T>(), flat.data<T>(), static_cast<size_t>(flat.numel()),
                                nccl_type<T>(), ncclSum, nccl_, stream_),
                  "ncclAllReduce");
-      cuda::check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+      check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
       be.kernels<T>().scale(flat.numel(), T(1) / static_cast<T>(size_), flat.data<T>());
       unflatten_on_device<T>(flat, tensors);
     });
@@ -117,10 +117,10 @@ void NcclCommunicator::broadcast(const std::vector<Tensor>& tensors, int root) {
       check_nccl(ncclBroadcast(flat.data<T>(), flat.data<T>(), static_cast<size_t>(flat.numel()),
                                nccl_type<T>(), root, nccl_, stream_),
                  "ncclBroadcast");
-      cuda::check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+      check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
       if (rank_ != root) unflatten_on_device<T>(flat, tensors);
     });
   }
 }
 
-}  // namespace engine::distributed
+}  // namespace engine::cuda
