@@ -53,6 +53,7 @@ struct RunConfig {
   double lwf_alpha = 1.0;        // lwf: weight of the distillation loss
   double lwf_temperature = 2.0;  // lwf: softmax temperature of the soft targets
   int64_t memory = 200;          // replay: images kept in memory
+  std::optional<double> pnn_width;  // pnn: width of every column against --arch's (default 1)
 
   // Training.
   int64_t epochs = 5;
