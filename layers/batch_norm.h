@@ -35,6 +35,9 @@ class BatchNorm2d final : public Module {
   const Tensor& bias() const { return bias_; }
   const Tensor& running_mean() const { return running_mean_; }
   const Tensor& running_var() const { return running_var_; }
+  int64_t channels() const { return channels_; }
+  double eps() const { return eps_; }
+  double momentum() const { return momentum_; }
 
  private:
   void reset();

@@ -29,6 +29,8 @@ class Conv2d final : public AdaptableLayer {
   int64_t in_channels() const { return in_; }
   int64_t out_channels() const { return out_; }
   int64_t kernel() const { return kernel_; }
+  int64_t stride() const { return options_.stride_h; }
+  int64_t padding() const { return options_.pad_h; }
   // Output height or width for an input extent.
   int64_t output_size(int64_t input_size) const;
 

@@ -1,6 +1,7 @@
 #include "experiments/continual/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "experiments/common/tool.h"
@@ -11,7 +12,7 @@ namespace continual {
 const std::vector<std::string>& method_names() {
   static const std::vector<std::string> names = {"naive", "joint", "finetune-head", "finetune-fc", "lora",
                                                  "cp-lora", "sena", "separate", "ewc", "lwf", "replay",
-                                                 "packnet"};
+                                                 "packnet", "pnn"};
   return names;
 }
 
@@ -112,6 +113,9 @@ void add_flags(CLI::App& app, RunConfig& c) {
   app.add_option("--retrain-epochs", c.retrain_epochs,
                  "packnet: epochs the weights a task keeps retrain after its pruning, 0 for none (default: " +
                      std::to_string(ProtocolDefaults::retrain_epochs) + ")");
+  app.add_option("--pnn-width", c.pnn_width,
+                 "pnn: every column's conv channels and hidden dense features are --arch's times this factor "
+                 "(rounded), so that its growth can be matched to another method's (default: 1)");
   app.add_option("--epochs", c.epochs, "maximum epochs per task")->capture_default_str();
   app.add_option("--patience", c.patience,
                  "early stopping: epochs without a better validation accuracy before a task stops "
@@ -229,6 +233,8 @@ void validate(const RunConfig& c) {
   if (!(c.lwf_alpha >= 0)) bad("--lwf-alpha", "must be >= 0");
   if (!(c.lwf_temperature > 0)) bad("--lwf-temperature", "must be positive");
   if (c.memory < 0) bad("--memory", "must be >= 0");
+  if (c.pnn_width && !(*c.pnn_width > 0 && std::isfinite(*c.pnn_width)))
+    bad("--pnn-width", "must be a positive finite factor, got " + layers::repr_number(*c.pnn_width));
   if (c.epochs < 1) bad("--epochs", "must be at least 1");
   if (c.patience < 1) bad("--patience", "must be at least 1");
   if (c.batch < 1) bad("--batch", "must be at least 1");
@@ -269,6 +275,9 @@ void validate(const RunConfig& c) {
   check_applies(c, c.finetune_layers.has_value(), "--finetune-layers", {"finetune-fc"});
   check_applies(c, c.prune.has_value(), "--prune", {"packnet"});
   check_applies(c, c.retrain_epochs.has_value(), "--retrain-epochs", {"packnet"});
+  check_applies(c, c.pnn_width.has_value(), "--pnn-width", {"pnn"});
+  if (!c.init.empty() && lists_any(c, {"pnn"}))
+    bad("--init", "pnn builds every column from fresh weights; run it without --init");
   // Known channel and class counts; folder data sets are checked once read (load_task_data).
   const bool grey = one_of(c.dataset, {"fashion-mnist", "mnist", "kmnist"});
   if (c.normalize == "imagenet" && grey)
@@ -328,6 +337,7 @@ nlohmann::json setting_json(const RunConfig& c) {
   add("prune", c.prune.value_or(0), c.prune.has_value());
   add("retrain_epochs", c.retrain_epochs.value_or(0), c.retrain_epochs.has_value());
   add("lr_plateau", c.lr_plateau, !c.lr_plateau.empty());
+  add("pnn_width", c.pnn_width.value_or(0), c.pnn_width.has_value());
   return j;
 }
 
@@ -349,6 +359,7 @@ nlohmann::json config_json(const RunConfig& c) {
   j["retrain_epochs"] = c.retrain_epochs.value_or(ProtocolDefaults::retrain_epochs);
   j["normalize"] = c.normalize;
   j["lr_plateau"] = c.lr_plateau;
+  j["pnn_width"] = c.pnn_width.value_or(1.0);
   return j;
 }
 

@@ -55,6 +55,7 @@ struct RunConfig {
   int64_t memory = 200;          // replay: images kept in memory
   std::optional<double> prune;            // packnet: share of a task's free weights pruned, in (0, 1)
   std::optional<int64_t> retrain_epochs;  // packnet: epochs the kept weights retrain after pruning
+  std::optional<double> pnn_width;  // pnn: width of every column against --arch's (default 1)
 
   // Training.
   int64_t epochs = 5;

@@ -6,6 +6,7 @@
 #include "experiments/continual/learners/ewc.h"
 #include "experiments/continual/learners/lwf.h"
 #include "experiments/continual/learners/packnet.h"
+#include "experiments/continual/learners/pnn.h"
 #include "experiments/continual/learners/replay.h"
 #include "experiments/continual/trainer.h"
 #include "layers/continual_model.h"
@@ -126,6 +127,11 @@ std::unique_ptr<Learner> make_learner(const RunConfig& c, const std::string& met
   const datasets::ImageDataset& train = data.data.train;
   const layers::InputShape input{train.height, train.width, train.channels};
   const int64_t first_classes = static_cast<int64_t>(data.split.tasks.front().classes.size());
+  // The dynamic family: columns of --arch's layout, drawn from the network's stream.
+  if (method == "pnn")
+    return std::make_unique<Pnn>(*layers::make_model(c.arch, input, first_classes, {0, false}), c.pnn_width.value_or(1.0),
+                                 task_stream(seed, kNetwork, 0),
+                                 c.device == "cuda" ? engine::Device::cuda : engine::Device::cpu);
   auto network = layers::make_model(c.arch, input, first_classes, {task_stream(seed, kNetwork, 0), true});
 
   layers::ContinualOptions options;

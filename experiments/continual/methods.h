@@ -6,7 +6,8 @@
 // same network (--arch, seeded) with the study's shared head: one block of
 // rows per task, other tasks' logits masked.
 // ewc, lwf and replay add a loss term to the naive network (learners/ewc.h,
-// lwf.h, replay.h); packnet shares its weights out among the tasks (learners/packnet.h).
+// lwf.h, replay.h); packnet shares its weights out among the tasks (learners/packnet.h);
+// pnn grows a network of columns of --arch's layout (learners/pnn.h).
 #pragma once
 
 #include <memory>
