@@ -141,9 +141,11 @@ std::vector<EvaluatedCell> evaluate_run(const fs::path& out_dir, std::ostream& l
                     f.result.class_il_task_inferred_acc};
     for (int64_t t = 0; t < tasks; ++t) e.accuracy.push_back(task_accuracy(*learner, data, t, device));
     e.class_incremental = class_incremental_accuracy(*learner, data, device);
+    const ClassIncrementalAccuracy& il = e.class_incremental;
     log << f.name << ": " << (e.identical() ? "equal to the run's last accuracy row bit for bit"
                                             : "DIFFERS from the run's last accuracy row")
-        << "\n";
+        << "; without the task id: class-IL " << (il.all_classes ? std::to_string(*il.all_classes) : "n/a")
+        << ", task-inferred " << std::to_string(il.task_inferred) << "\n";
     evaluated.push_back(std::move(e));
   }
 
