@@ -1,8 +1,10 @@
 // param-table: the parameters each continual-learning method trains for a new
 // task (task 1 and later), split into the conv part and the classifier, as in
-// the reference study's table. Every figure is counted on a real ContinualModel
-// built for the method (tensors allocated but not initialised), never from a
-// formula typed in here.
+// the reference study's table, and what the task adds to what is stored (the
+// growth `continual` reports; naive trains every layer but stores only a head
+// block). Every figure is counted on a real ContinualModel built for the
+// method (tensors allocated but not initialised), never from a formula typed
+// in here.
 //
 //   param-table --arch vgg19 --input 224x224x3 --classes 200 --ranks 1,3,6,9,12,24 --rank-fc 30
 #include <CLI/CLI.hpp>
@@ -33,14 +35,21 @@ std::string with_separators(int64_t n, bool plain) {
   return digits;
 }
 
-// The parameters task 1 trains: what every later task adds.
-layers::ParameterCounts new_per_task(const std::string& arch, const layers::InputShape& input, int64_t classes,
-                                     layers::ContinualOptions options) {
+// Task 1, as every later task: what it trains, and what it adds to what is stored.
+struct TaskCounts {
+  layers::ParameterCounts trained;
+  int64_t stored_anew = 0;
+};
+
+TaskCounts new_per_task(const std::string& arch, const layers::InputShape& input, int64_t classes,
+                        layers::ContinualOptions options) {
   options.initialise = false;
   layers::ContinualModel model(layers::make_model(arch, input, classes, {0, false}), options);
   model.add_task(classes);
+  const int64_t before = model.counts().total;
   model.add_task(classes);
-  return model.counts();
+  const layers::ParameterCounts after = model.counts();
+  return {after, after.total - before};
 }
 
 }  // namespace
@@ -117,22 +126,29 @@ int main(int argc, char** argv) {
             o.adapters.rank_fc = rank_fc;
           });
     add("sena", "SenaCNN: second half of the layers per task", [](auto& o) { o.method = layers::Method::sena; });
+    add("separate", "a whole network per task", [](auto& o) { o.method = layers::Method::separate; });
+    add("naive", "every layer trains; a head block stored (ewc, lwf, replay too)",
+        [](auto& o) { o.method = layers::Method::naive; });
 
     std::cout << "arch " << arch << ", input " << layers::to_string(input) << ", " << classes
               << " classes per task; base model " << with_separators(base, plain) << " parameters\n"
               << "new parameters per task (trained on every task after the first); the conv part includes\n"
-              << "per-task BatchNorm2d copies where the architecture has batch norm\n\n";
+              << "per-task BatchNorm2d copies where the architecture has batch norm; stored anew: what the task\n"
+              << "adds to the parameters kept (ewc keeps besides 2 values, Fisher and anchor, per parameter a\n"
+              << "task trains anew; replay --memory images, as bytes; lwf nothing)\n\n";
     std::cout << std::left << std::setw(22) << "method" << std::right << std::setw(14) << "conv part"
               << std::setw(14) << "classifier" << std::setw(14) << "total" << std::setw(10) << "% base"
-              << "  details\n";
+              << std::setw(14) << "stored anew" << "  details\n";
     for (const Row& row : rows) {
-      const layers::ParameterCounts c = new_per_task(arch, input, classes, row.options);
+      const TaskCounts counts = new_per_task(arch, input, classes, row.options);
+      const layers::ParameterCounts& c = counts.trained;
       std::ostringstream percent;
       percent << std::fixed << std::setprecision(2) << 100.0 * static_cast<double>(c.trainable) / static_cast<double>(base);
       std::cout << std::left << std::setw(22) << row.method << std::right << std::setw(14)
                 << with_separators(c.trainable_features, plain) << std::setw(14)
                 << with_separators(c.trainable_classifier, plain) << std::setw(14)
-                << with_separators(c.trainable, plain) << std::setw(10) << percent.str() << "  " << row.detail
+                << with_separators(c.trainable, plain) << std::setw(10) << percent.str() << std::setw(14)
+                << with_separators(counts.stored_anew, plain) << "  " << row.detail
                 << "\n";
     }
     return 0;

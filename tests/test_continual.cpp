@@ -87,7 +87,8 @@ const TaskData& small_data() {
 CellResult run_method(const RunConfig& c, const std::string& method, uint64_t seed = 0, bool resume = false) {
   std::ostringstream log;
   auto learner = make_learner(c, method, small_data(), seed);
-  return train_cell(c, small_data(), *learner, {method, seed, resume, &log, false});
+  const auto untrained = [&] { return make_learner(c, method, small_data(), seed); };
+  return train_cell(c, small_data(), *learner, {method, seed, resume, &log, false, nullptr, untrained});
 }
 
 // Wraps a learner and breaks it on the n-th training forward: throws (a
@@ -123,6 +124,82 @@ class FaultyLearner final : public WrappedLearner {
 };
 
 }  // namespace
+
+// Hand-set logits for three images over two tasks of two classes (positions
+// 0,1 and 2,3): one matrix per task path, or one for every task (a shared path).
+class HandLogitsLearner final : public Learner {
+ public:
+  HandLogitsLearner(std::vector<std::vector<float>> paths, bool depends) : paths_(std::move(paths)), depends_(depends) {}
+  std::vector<engine::Tensor> begin_task(int64_t, const std::vector<int64_t>&) override { return {}; }
+  NewParams new_params(int64_t) const override { return {}; }
+  engine::Tensor forward(const engine::Tensor& images, int64_t task, bool) override {
+    ++forwards;
+    BOOST_REQUIRE(images.dim(0) == 3);
+    return engine::Tensor::from_vector({3, 4}, std::span<const float>(paths_.at(depends_ ? task : 0)));
+  }
+  std::vector<uint8_t> class_mask(int64_t task) const override {
+    return task == 0 ? std::vector<uint8_t>{1, 1, 0, 0} : std::vector<uint8_t>{0, 0, 1, 1};
+  }
+  bool path_depends_on_task() const override { return depends_; }
+  engine::NamedTensors state() override { return {}; }
+  engine::NamedTensors trained_state() override { return {}; }
+  engine::NamedTensors task_state(int64_t) override { return {}; }
+  std::vector<std::pair<std::string, uint64_t>> counters() const override { return {}; }
+  void load_counters(const std::vector<std::pair<std::string, uint64_t>>&) override {}
+
+  int64_t forwards = 0;
+
+ private:
+  std::vector<std::vector<float>> paths_;
+  bool depends_;
+};
+
+BOOST_AUTO_TEST_CASE(class_incremental_counts_on_hand_made_logits) {
+  const engine::Tensor images = engine::Tensor::zeros({3, 1, 1, 1});
+  const std::vector<int64_t> labels = {3, 0, 0};
+  // Shared path: argmax over all classes gives 3, 0, 3 (2 right); task inference
+  // picks block 2 for image 1 (softmax 0.993 against 0.731), block 1 for image 2
+  // (0.731) and image 3 (0.982 against 0.881): 3, 0, 0, all right.
+  HandLogitsLearner shared({{0, 1, 0, 5, 3, 0, 1, 2, 4, 0, 3, 5}}, false);
+  ClassIncrementalCount count;
+  count_class_incremental(shared, images, labels, 2, count);
+  BOOST_TEST(count.images == 3);
+  BOOST_TEST(count.all_classes_correct == 2);
+  BOOST_TEST(count.task_inferred_correct == 3);
+  BOOST_TEST(shared.forwards == 1);  // one pass serves every task
+  // A path per task. Image 1: task 2's path is surer (0.993 against 0.731): 3, right.
+  // Image 2: task 1's (0.953 against 0.731): 0, right. Image 3: task 1's path is
+  // unsure (0.5), task 2's sure of class 2 (0.982): wrong.
+  HandLogitsLearner branches({{1, 0, 0, 0, 3, 0, 0, 0, 1, 1, 0, 0}, {0, 0, 0, 5, 0, 0, 1, 2, 0, 0, 4, 0}}, true);
+  ClassIncrementalCount branch_count;
+  count_class_incremental(branches, images, labels, 2, branch_count);
+  BOOST_TEST(branches.forwards == 2);
+  BOOST_TEST(branch_count.all_classes_correct == 0);  // not counted: no single network to take it over
+  BOOST_TEST(branch_count.task_inferred_correct == 2);
+}
+
+// Forward transfer's two measurements agree where nothing carries over:
+// separate starts every task from the network's initial weights and draws
+// the same head block as the untrained network, so FWT is exactly 0; and the
+// first task is untrained in both for every method.
+BOOST_AUTO_TEST_CASE(forward_transfer_of_separate_is_exactly_zero,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  TempDir dir("fwt");
+  RunConfig c = small_config(dir.path);
+  c.epochs = 1;
+  const CellResult separate = run_method(c, "separate");
+  BOOST_REQUIRE(separate.accuracy_before_training.size() == 5u);
+  BOOST_TEST(separate.accuracy_before_training == separate.untrained_accuracy, boost::test_tools::per_element());
+  BOOST_TEST(*forward_transfer(separate.accuracy_before_training, separate.untrained_accuracy) == 0.0);
+  const CellResult naive = run_method(c, "naive");
+  BOOST_REQUIRE(naive.untrained_accuracy.size() == 5u);
+  BOOST_TEST(naive.accuracy_before_training[0] == naive.untrained_accuracy[0]);
+  // Later tasks start from trained features: the same fresh head reads other features.
+  BOOST_TEST(naive.accuracy_before_training[1] != naive.untrained_accuracy[1]);
+  BOOST_TEST(naive.class_il_acc.has_value());
+  BOOST_TEST(!separate.class_il_acc.has_value());
+  BOOST_TEST(separate.class_il_task_inferred_acc.has_value());
+}
 
 BOOST_AUTO_TEST_CASE(adapters_and_sena_never_forget_naive_does,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
@@ -230,6 +307,21 @@ BOOST_AUTO_TEST_CASE(kept_models_reevaluate_to_the_same_bits,
     const auto rows = results.at("methods").at(method).at("runs").at(0).at("accuracy_matrix");
     BOOST_TEST(cell.accuracy == rows.back().get<std::vector<double>>(), cell.cell);
     BOOST_TEST(cell.identical(), cell.cell);
+    // Forward transfer and the class-incremental accuracies, null where n/a:
+    // sena's and lora's paths depend on the task, naive's does not.
+    const nlohmann::json& run = results.at("methods").at(method).at("runs").at(0);
+    BOOST_TEST(run.at("fwt").is_number(), cell.cell);
+    BOOST_TEST(run.at("accuracy_before_training").size() == 3u, cell.cell);
+    BOOST_TEST(run.at("untrained_accuracy").size() == 3u, cell.cell);
+    BOOST_TEST(run.at("class_il_task_inferred_acc").is_number(), cell.cell);
+    BOOST_TEST(run.at("class_il_acc").is_null() == (method != "naive"), cell.cell);
+    BOOST_TEST(results.at("methods").at(method).at("mean").at("class_il_acc").is_null() == (method != "naive"));
+    BOOST_TEST(results.at("methods").at(method).at("mean").at("train_seconds_per_epoch").get<double>() > 0.0);
+    // Reloaded from the kept models, the same numbers bit for bit.
+    BOOST_TEST(cell.class_incremental.task_inferred == run.at("class_il_task_inferred_acc").get<double>(), cell.cell);
+    BOOST_TEST(cell.class_incremental.all_classes.has_value() == (method == "naive"), cell.cell);
+    if (method == "naive")
+      BOOST_TEST(*cell.class_incremental.all_classes == run.at("class_il_acc").get<double>(), cell.cell);
   }
   BOOST_TEST(fs::exists(dir.path / "evaluation.json"));
   BOOST_TEST(evaluate_log.str().find("was made by commit") == std::string::npos, evaluate_log.str());

@@ -50,8 +50,14 @@ CellResult make_cell(const std::string& method, uint64_t seed, AccuracyMatrix r)
   c.params = {100, {100, 10, 10}, {60, 5, 5}, {40, 5, 5}, 120, 70, 50, {}, {0, 7, 0}, {0, 0, 3000}, 3508};
   c.epochs_per_task = {3, 4, 5};
   c.seconds_per_task = {1.5, 2.5, 3.5};
-  c.curves = {{{1.0, 0.5}, {0.6, 0.9}, 2}, {{0.8}, {0.8}, 1}, {{0.7}, {0.95}, 1}};
+  // Training seconds per epoch: task 1 1.5, task 2 3, task 3 6; 12 s over 4 epochs = 3 per epoch.
+  c.curves = {{{1.0, 0.5}, {0.6, 0.9}, 2, {1.0, 2.0}}, {{0.8}, {0.8}, 1, {3.0}}, {{0.7}, {0.95}, 1, {6.0}}};
   c.peak_memory_bytes = 1 << 20;
+  // FWT: ((0.7 - 0.5) + (0.6 - 0.5)) / 2 = 0.15; task 1's entry does not count.
+  c.accuracy_before_training = {0.1, 0.7, 0.6};
+  c.untrained_accuracy = {0.1, 0.5, 0.5};
+  c.class_il_acc = 0.6;
+  c.class_il_task_inferred_acc = 0.7;
   return c;
 }
 
@@ -126,6 +132,44 @@ BOOST_AUTO_TEST_CASE(metrics_on_a_hand_made_matrix) {
   BOOST_TEST(average_accuracy({{0.7}}) == 0.7);
   BOOST_CHECK_THROW(average_accuracy({}), std::invalid_argument);
   BOOST_CHECK_THROW(backward_transfer({{0.9}, {0.9}}), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(forward_transfer_by_hand_and_na) {
+  // Tasks 2 and 3 (t >= 1): (0.62 - 0.5) and (0.45 - 0.55); task 1 (t = 0) never counts.
+  BOOST_TEST(*forward_transfer({0.9, 0.62, 0.45}, {0.1, 0.5, 0.55}) == (0.12 - 0.10) / 2, tolerance(1e-12));
+  BOOST_TEST(*forward_transfer({0.5, 0.5}, {0.5, 0.5}) == 0.0);  // measured, and no transfer: a real 0
+  // n/a, not 0: a single task, or a measurement missing.
+  BOOST_TEST(!forward_transfer({0.7}, {0.5}).has_value());
+  BOOST_TEST(!forward_transfer({}, {}).has_value());
+  BOOST_TEST(!forward_transfer({0.7, 0.8}, {}).has_value());
+  BOOST_CHECK_THROW(forward_transfer({0.7, 0.8}, {0.5, 0.5, 0.5}), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(task_inference_by_the_most_confident_path) {
+  // Two tasks of two classes (positions 0,1 and 2,3), three images.
+  const std::vector<std::vector<uint8_t>> masks = {{1, 1, 0, 0}, {0, 0, 1, 1}};
+  // Task 1's path: image 0 sure of class 1 (softmax over 0,1: 1/(1+e^-3) = 0.953), image 1
+  // unsure (0.5), image 2 fairly sure of class 0 (1/(1+e^-1) = 0.731). Logits outside the
+  // task's classes (huge here) never count.
+  const LogitMatrix path0{3, 4, {0, 3, 50, 50, 1, 1, 50, 50, 2, 1, 50, 50}};
+  // Task 2's path: image 0 0.731 for class 3, image 1 0.881 (e^2) for class 2, image 2
+  // the same margin as task 1's path (0.731): the tie goes to task 1.
+  const LogitMatrix path1{3, 4, {-50, 0, 0, 1, -50, 0, 2, 0, -50, 0, 4, 3}};
+  const std::vector<int64_t> predicted = predict_by_most_confident_path({path0, path1}, masks);
+  BOOST_TEST(predicted == (std::vector<int64_t>{1, 2, 0}), boost::test_tools::per_element());
+  // A shared path (the same logits for every task): the most confident head block.
+  const LogitMatrix shared{2, 4, {0, 1, 0, 5, 3, 0, 1, 2}};
+  BOOST_TEST(predict_by_most_confident_path({shared, shared}, masks) == (std::vector<int64_t>{3, 0}),
+             boost::test_tools::per_element());
+  // Wrong shapes are errors naming the task.
+  try {
+    predict_by_most_confident_path({path0, LogitMatrix{2, 4, std::vector<double>(8)}}, masks);
+    BOOST_FAIL("paths of different sizes were accepted");
+  } catch (const std::invalid_argument& e) {
+    BOOST_TEST(std::string(e.what()).find("task 1") != std::string::npos, e.what());
+  }
+  BOOST_CHECK_THROW(predict_by_most_confident_path({path0}, masks), std::invalid_argument);
+  BOOST_CHECK_THROW(predict_by_most_confident_path({path0, path1}, {{1, 1, 0, 0}, {0, 0, 0, 0}}), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_CASE(mean_and_sample_std) {
@@ -204,6 +248,43 @@ BOOST_AUTO_TEST_CASE(aggregation_over_seeds_and_results_layout) {
   BOOST_TEST(lora_spread.at("accuracy_matrix").at(2).at(1).is_null());
   BOOST_TEST(results.at("methods").at("lora").at("mean").at("acc").get<double>() == 0.8, tolerance(1e-12));
 
+  // The new metrics per run and over seeds; n/a is null, never 0.
+  BOOST_TEST(run.at("fwt").get<double>() == 0.15, tolerance(1e-12));
+  BOOST_TEST(run.at("class_il_acc").get<double>() == 0.6);
+  BOOST_TEST(run.at("class_il_task_inferred_acc").get<double>() == 0.7);
+  BOOST_TEST(run.at("accuracy_before_training").size() == 3u);
+  const auto& naive_mean = results.at("methods").at("naive").at("mean");
+  BOOST_TEST(naive_mean.at("fwt").get<double>() == 0.15, tolerance(1e-12));
+  BOOST_TEST(naive_mean.at("train_seconds_per_epoch").get<double>() == 3.0, tolerance(1e-12));
+  BOOST_TEST(naive_mean.at("train_seconds_per_epoch_per_task").at(2).get<double>() == 6.0, tolerance(1e-12));
+  BOOST_TEST(naive_mean.at("peak_device_memory_bytes").get<double>() == 0.0);
+  BOOST_TEST(results.at("methods").at("naive").at("sample_std").at("fwt").get<double>() == 0.0);  // two equal seeds
+  CellResult adapters = make_cell("sena", 0, kForgetful), adapters_seed1 = make_cell("sena", 1, kForgetful);
+  adapters.class_il_acc.reset();  // a path per task: no argmax over every class
+  adapters_seed1.class_il_acc.reset();
+  adapters_seed1.accuracy_before_training.clear();  // a cell written before FWT was measured
+  adapters_seed1.untrained_accuracy.clear();
+  adapters_seed1.curves[1].train_seconds.clear();
+  const auto sena = summarise({"sena"}, {adapters, adapters_seed1});
+  BOOST_TEST(!sena[0].class_il_acc.has_value());
+  BOOST_TEST(!sena[0].fwt.has_value());  // not over the one seed that has it
+  BOOST_TEST(sena[0].class_il_task_inferred_acc->mean == 0.7);
+  BOOST_TEST(!sena[0].train_seconds_per_epoch.has_value());
+  BOOST_TEST(sena[0].train_seconds_per_epoch_per_task.empty());
+  const nlohmann::json sena_results = results_json({}, {}, sena);
+  const auto& sena_run = sena_results.at("methods").at("sena").at("runs").at(1);
+  BOOST_TEST(sena_run.at("class_il_acc").is_null());
+  BOOST_TEST(sena_run.at("fwt").is_null());
+  for (const char* which : {"mean", "sample_std"})
+    for (const char* key : {"fwt", "class_il_acc", "train_seconds_per_epoch"})
+      BOOST_TEST(sena_results.at("methods").at("sena").at(which).at(key).is_null(), which << " " << key);
+  const std::string md = summary_markdown("Split toy", sena);
+  BOOST_TEST(md.find("| sena | 0.7667 ± 0.0000 | -0.1750 ± 0.0000 | 0.1750 ± 0.0000 | – | – | 0.7000 ± 0.0000 |") !=
+             std::string::npos, md);
+  BOOST_TEST(metrics_csv(sena).find("sena,1,3,0.766667,-0.175000,0.175000,7.500,100,10,120,,,0.700000,,1554,3508,"
+                                    "1048576,0\n") !=
+             std::string::npos, metrics_csv(sena));
+
   // A method without cells, or cells that disagree, are errors naming them.
   BOOST_CHECK_THROW(summarise({"sena"}, cells), std::runtime_error);
   CellResult odd = make_cell("naive", 2, kForgetful);
@@ -222,8 +303,10 @@ BOOST_AUTO_TEST_CASE(summary_and_csv_contents) {
   BOOST_TEST(md.find("| 1 | 0.5000 ± 0.0000 | 3.0 |") != std::string::npos);
   BOOST_TEST(md.find("| 3 | 0.9500 ± 0.0000 | 5.0 |") != std::string::npos);
   // ACC 0.7667, BWT -0.175, forgetting 0.175, base 100, 10 per later task = 10%.
-  BOOST_TEST(md.find("| lora | 0.7667 ± 0.0000 | -0.1750 ± 0.0000 | 0.1750 ± 0.0000 | 100 | 10 | 120 | 10.0% |") !=
-             std::string::npos, md);
+  BOOST_TEST(md.find("| lora | 0.7667 ± 0.0000 | -0.1750 ± 0.0000 | 0.1750 ± 0.0000 | +0.1500 ± 0.0000 | "
+                     "0.6000 ± 0.0000 | 0.7000 ± 0.0000 |") != std::string::npos, md);
+  // Bytes per later task: (4 * (10 + 7) + 4 * 10 + 3000) / 2 = 1554; 3 s per epoch; 1 MiB peak.
+  BOOST_TEST(md.find("| lora | 100 | 10 | 120 | 10.0% | 1,554 | 3,508 | 3.00 | 8 | 1.0 |") != std::string::npos, md);
   BOOST_TEST(md.find("sample standard deviation") != std::string::npos);
   // Tasks from 1 in both CSVs: R[2][1] of seed 1 is after task 3, task 2.
   const std::string csv = accuracy_matrix_csv(summaries);
@@ -240,16 +323,17 @@ BOOST_AUTO_TEST_CASE(summary_and_csv_contents) {
   BOOST_TEST(std::count(csv.begin(), csv.end(), '\n') == 1 + 2 * 6);
   const std::string params = params_csv(summaries);
   // Stored bytes: 4 * 100, then + 4 * (10 + 7), then + 4 * 10 + 3000.
-  BOOST_TEST(params.find("lora,1,100,60,40,100,60,40,0,0,400\n") != std::string::npos, params);
-  BOOST_TEST(params.find("lora,2,10,5,5,110,65,45,7,0,468\n") != std::string::npos, params);
-  BOOST_TEST(params.find("lora,3,10,5,5,120,70,50,0,3000,3508\n") != std::string::npos, params);
+  // Then the task's training seconds per epoch and the method's peak memory (RSS, device).
+  BOOST_TEST(params.find("lora,1,100,60,40,100,60,40,0,0,400,1.5000,1048576,0\n") != std::string::npos, params);
+  BOOST_TEST(params.find("lora,2,10,5,5,110,65,45,7,0,468,3.0000,1048576,0\n") != std::string::npos, params);
+  BOOST_TEST(params.find("lora,3,10,5,5,120,70,50,0,3000,3508,6.0000,1048576,0\n") != std::string::npos, params);
 }
 
 BOOST_AUTO_TEST_CASE(one_seed_has_no_spread_in_the_summary) {
   const auto summaries = summarise({"lora"}, {make_cell("lora", 0, kForgetful)});
   const std::string md = summary_markdown("Split toy", summaries);
   BOOST_TEST(md.find("| 1 | 0.5000 ± – | 3.0 |") != std::string::npos, md);
-  BOOST_TEST(md.find("| lora | 0.7667 ± – | -0.1750 ± – | 0.1750 ± – | 100 | 10 | 120 | 10.0% |") !=
+  BOOST_TEST(md.find("| lora | 0.7667 ± – | -0.1750 ± – | 0.1750 ± – | +0.1500 ± – | 0.6000 ± – | 0.7000 ± – |") !=
              std::string::npos, md);
   BOOST_TEST(md.find("0.0000") == std::string::npos, md);
 }
@@ -266,12 +350,17 @@ BOOST_AUTO_TEST_CASE(metrics_csv_per_method_and_seed) {
   std::vector<std::string> rows;
   while (std::getline(lines, line)) rows.push_back(line);
   BOOST_REQUIRE(rows.size() == 4u);
-  BOOST_TEST(rows[0] == "method,seed,tasks,acc,bwt,forgetting,seconds,base_params,new_params_per_later_task,total_params");
+  BOOST_TEST(rows[0] == "method,seed,tasks,acc,bwt,forgetting,seconds,base_params,new_params_per_later_task,total_params,"
+                        "fwt,class_il_acc,class_il_task_inferred_acc,train_seconds_per_epoch,new_bytes_per_later_task,"
+                        "stored_bytes,peak_memory_bytes,peak_device_memory_bytes");
   // ACC (0.5+0.85+0.95)/3, BWT ((0.5-0.9)+(0.85-0.8))/2, forgetting (0.4-0.05)/2, 1.5+2.5+3.5 s,
   // base 100, (10+10)/2 per later task, 120 in all.
-  BOOST_TEST(rows[1] == "naive,0,3,0.766667,-0.175000,0.175000,7.500,100,10,120");
-  BOOST_TEST(rows[2] == "naive,4,3,0.566667,-0.175000,0.175000,60.250,100,10,120");
-  BOOST_TEST(rows[3] == "lora,0,3,0.800000,0.000000,0.000000,7.500,100,10,120");
+  // Then FWT 0.15, class-IL 0.6 and 0.7, 3 s per epoch, (68 + 3040) / 2 bytes per later task,
+  // 3508 stored, 1 MiB peak, no device.
+  const std::string rest = ",0.150000,0.600000,0.700000,3.0000,1554,3508,1048576,0";
+  BOOST_TEST(rows[1] == "naive,0,3,0.766667,-0.175000,0.175000,7.500,100,10,120" + rest);
+  BOOST_TEST(rows[2] == "naive,4,3,0.566667,-0.175000,0.175000,60.250,100,10,120" + rest);
+  BOOST_TEST(rows[3] == "lora,0,3,0.800000,0.000000,0.000000,7.500,100,10,120" + rest);
 }
 
 BOOST_AUTO_TEST_CASE(reports_and_plots_are_written) {
@@ -285,7 +374,7 @@ BOOST_AUTO_TEST_CASE(reports_and_plots_are_written) {
     BOOST_TEST(engine::read_file(dir.path / name).size() > 100u, name);
   }
   const std::vector<std::string> figures = figure_names(summaries);
-  BOOST_TEST(figures.size() == 7u);  // acc_vs_params, 2 heatmaps, 2 task_accuracy, params_growth, params_parts
+  BOOST_TEST(figures.size() == 8u);  // acc_vs_params, 2 heatmaps, 2 task_accuracy, params_growth, stored_bytes, params_parts
   BOOST_TEST(figures.front() == "acc_vs_params");
   for (const std::string& stem : figures) {
     const std::vector<char> png = engine::read_file(dir.path / (stem + ".png"));

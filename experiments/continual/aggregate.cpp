@@ -24,6 +24,18 @@ MeanStd over_runs(const std::vector<CellResult>& runs, const std::function<doubl
   return mean_std(values);
 }
 
+// Empty when a run has no value.
+std::optional<MeanStd> over_runs_if_all(const std::vector<CellResult>& runs,
+                                        const std::function<std::optional<double>(const CellResult&)>& value) {
+  std::vector<double> values;
+  for (const CellResult& run : runs) {
+    const std::optional<double> v = value(run);
+    if (!v) return std::nullopt;
+    values.push_back(*v);
+  }
+  return mean_std(values);
+}
+
 std::vector<std::vector<MeanStd>> matrix_mean_std(const std::vector<CellResult>& runs,
                                                   AccuracyMatrix CellResult::*matrix) {
   std::vector<std::vector<MeanStd>> out;
@@ -47,6 +59,28 @@ int64_t new_params_per_later_task(const ParamCounts& params) {
   int64_t total = 0;
   for (size_t t = 1; t < params.new_per_task.size(); ++t) total += params.new_per_task[t];
   return total / static_cast<int64_t>(later);
+}
+
+int64_t new_bytes_per_later_task(const ParamCounts& params) {
+  const size_t later = params.new_per_task.size() > 1 ? params.new_per_task.size() - 1 : 0;
+  if (later == 0) return 0;
+  int64_t total = 0;
+  for (size_t t = 1; t < params.new_per_task.size(); ++t)
+    total += params.data_bytes_per_task.at(t) +
+             static_cast<int64_t>(sizeof(float)) * (params.new_per_task[t] + params.method_values_per_task.at(t));
+  return total / static_cast<int64_t>(later);
+}
+
+std::optional<double> train_seconds_per_epoch(const std::vector<TaskCurve>& curves) {
+  double seconds = 0;
+  size_t epochs = 0;
+  for (const TaskCurve& c : curves) {
+    if (c.train_seconds.size() != c.train_loss.size()) return std::nullopt;
+    for (double s : c.train_seconds) seconds += s;
+    epochs += c.train_seconds.size();
+  }
+  if (epochs == 0) return std::nullopt;
+  return seconds / static_cast<double>(epochs);
 }
 
 double total_seconds(const CellResult& cell) {
@@ -91,6 +125,26 @@ std::vector<MethodSummary> summarise(const std::vector<std::string>& methods, co
     s.seconds_per_task = per_index(s.runs, tasks, [](const CellResult& r, size_t t) { return r.seconds_per_task[t]; });
     s.peak_memory_bytes =
         over_runs(s.runs, [](const CellResult& r) { return static_cast<double>(r.peak_memory_bytes); });
+    s.peak_device_memory_bytes =
+        over_runs(s.runs, [](const CellResult& r) { return static_cast<double>(r.peak_device_memory_bytes); });
+    s.fwt = over_runs_if_all(s.runs, [](const CellResult& r) {
+      return forward_transfer(r.accuracy_before_training, r.untrained_accuracy);
+    });
+    s.class_il_acc = over_runs_if_all(s.runs, [](const CellResult& r) { return r.class_il_acc; });
+    s.class_il_task_inferred_acc =
+        over_runs_if_all(s.runs, [](const CellResult& r) { return r.class_il_task_inferred_acc; });
+    s.train_seconds_per_epoch =
+        over_runs_if_all(s.runs, [](const CellResult& r) { return train_seconds_per_epoch(r.curves); });
+    for (size_t t = 0; t < tasks; ++t) {
+      const std::optional<MeanStd> task = over_runs_if_all(s.runs, [&](const CellResult& r) {
+        return t < r.curves.size() ? train_seconds_per_epoch({r.curves[t]}) : std::nullopt;
+      });
+      if (!task) {
+        s.train_seconds_per_epoch_per_task.clear();
+        break;
+      }
+      s.train_seconds_per_epoch_per_task.push_back(*task);
+    }
     s.params = first.params;
     summaries.push_back(std::move(s));
   }

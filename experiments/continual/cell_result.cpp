@@ -21,6 +21,7 @@ json to_json(const CellResult& cell) {
                       {"train_seconds", c.train_seconds},
                       {"eval_seconds", c.eval_seconds}});
   const ParamCounts& p = cell.params;
+  const auto or_null = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
   return {
       {"method", cell.method},
       {"seed", cell.seed},
@@ -31,6 +32,11 @@ json to_json(const CellResult& cell) {
       {"acc", average_accuracy(cell.accuracy_matrix)},
       {"bwt", backward_transfer(cell.accuracy_matrix)},
       {"forgetting", forgetting(cell.accuracy_matrix)},
+      {"fwt", or_null(forward_transfer(cell.accuracy_before_training, cell.untrained_accuracy))},
+      {"accuracy_before_training", cell.accuracy_before_training},
+      {"untrained_accuracy", cell.untrained_accuracy},
+      {"class_il_acc", or_null(cell.class_il_acc)},
+      {"class_il_task_inferred_acc", or_null(cell.class_il_task_inferred_acc)},
       {"params",
        {{"base", p.base},
         {"new_per_task", p.new_per_task},
@@ -81,6 +87,13 @@ T get(const json& j, const std::string& key) {
   }
 }
 
+// A number that may be null (n/a) or absent (cells written before it).
+std::optional<double> optional_number(const json& j, const std::string& key) {
+  if (!j.contains(key) || j.at(key).is_null()) return std::nullopt;
+  if (!j.at(key).is_number()) throw std::runtime_error("cell result: key \"" + key + "\" is neither a number nor null");
+  return j.at(key).get<double>();
+}
+
 }  // namespace
 
 CellResult cell_from_json(const json& j) {
@@ -116,6 +129,10 @@ CellResult cell_from_json(const json& j) {
   if (j.contains("provenance")) cell.provenance = j.at("provenance");
   cell.peak_device_memory_bytes = get_or<int64_t>(j, "peak_device_memory_bytes", 0);
   cell.model_bytes_per_task = get_or<std::vector<int64_t>>(j, "model_bytes_per_task", {});
+  cell.accuracy_before_training = get_or<std::vector<double>>(j, "accuracy_before_training", {});
+  cell.untrained_accuracy = get_or<std::vector<double>>(j, "untrained_accuracy", {});
+  cell.class_il_acc = optional_number(j, "class_il_acc");
+  cell.class_il_task_inferred_acc = optional_number(j, "class_il_task_inferred_acc");
   return cell;
 }
 

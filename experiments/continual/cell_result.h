@@ -65,6 +65,18 @@ struct CellResult {
   // Bytes of each task's kept model file (--out/models/<cell>/task-N.npz):
   // what the task stores, the growth params.new_per_task counts, in .npz bytes.
   std::vector<int64_t> model_bytes_per_task;
+  // Forward transfer's measurements (metrics.h's forward_transfer), per task:
+  // the accuracy right after the task was begun, before any training step on
+  // it, and the accuracy of the same network as built, never trained. Empty in
+  // cells written before they were measured.
+  std::vector<double> accuracy_before_training;
+  std::vector<double> untrained_accuracy;
+  // The final network without the task id, over the reported split's images
+  // of every task (trainer.h's class_incremental_accuracy): the argmax over
+  // every class (n/a where the path depends on the task), and the prediction
+  // of the most confident task path. n/a (null) in cells written before them.
+  std::optional<double> class_il_acc;
+  std::optional<double> class_il_task_inferred_acc;
 };
 
 // "lora-seed3": names the cell in messages, file names and progress lines.

@@ -137,18 +137,29 @@ std::vector<EvaluatedCell> evaluate_run(const fs::path& out_dir, std::ostream& l
   for (const FinishedCell& f : finished) {
     auto learner = make_learner(c, f.cell.method, data, f.cell.seed);
     restore_finished_tasks(*learner, data, out_dir, f.name, tasks);
-    EvaluatedCell e{f.name, {}, f.result.accuracy_matrix.back()};
+    EvaluatedCell e{f.name, {}, f.result.accuracy_matrix.back(), {}, f.result.class_il_acc,
+                    f.result.class_il_task_inferred_acc};
     for (int64_t t = 0; t < tasks; ++t) e.accuracy.push_back(task_accuracy(*learner, data, t, device));
+    e.class_incremental = class_incremental_accuracy(*learner, data, device);
+    const ClassIncrementalAccuracy& il = e.class_incremental;
     log << f.name << ": " << (e.identical() ? "equal to the run's last accuracy row bit for bit"
                                             : "DIFFERS from the run's last accuracy row")
-        << "\n";
+        << "; without the task id: class-IL " << (il.all_classes ? std::to_string(*il.all_classes) : "n/a")
+        << ", task-inferred " << std::to_string(il.task_inferred) << "\n";
     evaluated.push_back(std::move(e));
   }
 
   json cells = json::array();
+  const auto or_null = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
   for (const EvaluatedCell& e : evaluated)
-    cells.push_back(
-        {{"cell", e.cell}, {"accuracy", e.accuracy}, {"recorded", e.recorded}, {"identical", e.identical()}});
+    cells.push_back({{"cell", e.cell},
+                     {"accuracy", e.accuracy},
+                     {"recorded", e.recorded},
+                     {"identical", e.identical()},
+                     {"class_il_acc", or_null(e.class_incremental.all_classes)},
+                     {"class_il_task_inferred_acc", e.class_incremental.task_inferred},
+                     {"recorded_class_il_acc", or_null(e.recorded_class_il_acc)},
+                     {"recorded_class_il_task_inferred_acc", or_null(e.recorded_class_il_task_inferred_acc)}});
   engine::write_file_atomic(out_dir / "evaluation.json",
                             json{{"split", data.eval_split()}, {"cells", cells}}.dump(1) + "\n");
   return evaluated;

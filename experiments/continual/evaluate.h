@@ -4,7 +4,8 @@
 // task's part loaded from models/<cell>/task-N.npz; every task is then
 // evaluated on the run's data as the trainer does after the last task. On the
 // same machine and build the row equals the cell's last accuracy row (hence
-// results.json's) bit for bit; evaluation.json records both rows per cell.
+// results.json's) bit for bit; evaluation.json records both rows per cell,
+// and the class-incremental accuracies (no task id) beside the recorded ones.
 //
 // task_network() exports one task's model as a plain network of the run's
 // architecture (`model-tool merge`).
@@ -15,6 +16,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -23,6 +25,7 @@
 
 #include "engine/npz.h"
 #include "experiments/continual/config.h"
+#include "experiments/continual/trainer.h"
 #include "layers/models.h"
 
 namespace continual {
@@ -38,6 +41,11 @@ struct EvaluatedCell {
   std::vector<double> accuracy;      // per task, after reloading the kept model
   std::vector<double> recorded;      // the cell's last accuracy row, as trained
   bool identical() const { return accuracy == recorded; }
+  // Without the task id (trainer.h's class_incremental_accuracy), from the
+  // kept models; the cell's recorded values beside them (null: n/a, or a cell
+  // written before they were measured).
+  ClassIncrementalAccuracy class_incremental;
+  std::optional<double> recorded_class_il_acc, recorded_class_il_task_inferred_acc;
 };
 
 // Evaluates every finished cell, writes OUT_DIR/evaluation.json and returns

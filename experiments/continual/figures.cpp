@@ -113,6 +113,31 @@ void write_params_growth(const std::filesystem::path& out_dir, const std::vector
   plot::draw_line_chart(chart).save_all(out_dir / "params_growth");
 }
 
+// Everything a method stores, in bytes: parameters and method values as
+// float32 and data (replay's images), so that growth in data compares with
+// growth in parameters.
+void write_stored_bytes(const std::filesystem::path& out_dir, const std::vector<MethodSummary>& methods) {
+  plot::LineChart chart;
+  chart.title = "Bytes stored after each task: parameters, method values and data";
+  chart.x_label = "after training task";
+  chart.y_label = "bytes, cumulative (log scale)";
+  chart.log_y = true;
+  chart.note = "parameters and method values (EWC's Fisher and anchors) as float32, data (replay's images) as stored";
+  for (size_t m = 0; m < methods.size(); ++m) {
+    const ParamCounts& p = methods[m].params;
+    plot::Series series{display_name(methods[m].method), {}, {}, plot::palette(m), {}};
+    double total = 0;
+    for (size_t t = 0; t < p.new_per_task.size(); ++t) {
+      total += static_cast<double>(p.data_bytes_per_task[t]) +
+               static_cast<double>(sizeof(float)) * static_cast<double>(p.new_per_task[t] + p.method_values_per_task[t]);
+      series.x.push_back(static_cast<double>(t + 1));
+      series.y.push_back(total);
+    }
+    chart.series.push_back(series);
+  }
+  plot::draw_line_chart(chart).save_all(out_dir / "stored_bytes");
+}
+
 void write_params_parts(const std::filesystem::path& out_dir, const std::vector<MethodSummary>& methods) {
   plot::StackedBars chart;
   chart.title = "Parameters stored after each task: conv and classifier parts";
@@ -157,6 +182,7 @@ std::vector<std::string> figure_names(const std::vector<MethodSummary>& methods)
     names.push_back("task_accuracy_" + s.method);
   }
   names.push_back("params_growth");
+  names.push_back("stored_bytes");
   names.push_back("params_parts");
   return names;
 }
@@ -170,6 +196,7 @@ void write_figures(const std::filesystem::path& out_dir, const std::vector<Metho
     write_task_accuracy(out_dir, s, axis);
   }
   write_params_growth(out_dir, methods);
+  write_stored_bytes(out_dir, methods);
   write_params_parts(out_dir, methods);
 }
 

@@ -6,6 +6,8 @@
 //   heatmap_<method>            mean accuracy matrix R (rows: after task i, columns: task j)
 //   task_accuracy_<method>      accuracy of each task over the rest of the sequence
 //   params_growth               cumulative parameters stored after each task, per method (log y)
+//   stored_bytes                cumulative bytes stored after each task, per method: parameters and
+//                               method values as float32, and data (log y)
 //   params_parts                the same split into conv and classifier parts, side by side
 //                               (log y; the study's Figure 6)
 // Every accuracy axis spans the same range in all figures of a sweep, so

@@ -53,6 +53,13 @@ class Learner {
   virtual std::vector<uint8_t> training_mask(int64_t task) const { return class_mask(task); }
   // Joint training learns task t on the data of tasks 0..t.
   virtual bool trains_on_all_seen_tasks() const { return false; }
+  // Whether forward(images, task) depends on `task` beyond which logits the
+  // class mask keeps (adapters, branches, columns, masks of weights): then
+  // there is no single network to take an argmax over every class without
+  // the task id, and class-incremental accuracy needs task inference. True
+  // unless a learner knows better: a wrong true costs T forward passes, a
+  // wrong false a meaningless number.
+  virtual bool path_depends_on_task() const { return true; }
 
   // Method hooks, called by the training loop; the defaults do nothing.
   // A term added to the task's loss on one training batch (a regulariser, a

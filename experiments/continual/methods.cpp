@@ -68,6 +68,21 @@ class ContinualModelLearner final : public Learner {
     return std::vector<uint8_t>(model_.class_mask(task).size(), 1);  // every class seen so far
   }
   bool trains_on_all_seen_tasks() const override { return model_.options().method == layers::Method::joint; }
+  // Shared paths: naive and joint (one network), finetune-head (per-task head
+  // blocks only) and finetune-fc with k = 1 (the head alone is per task).
+  bool path_depends_on_task() const override {
+    switch (model_.options().method) {
+      case layers::Method::naive:
+      case layers::Method::joint:
+      case layers::Method::finetune_head: return false;
+      case layers::Method::finetune_fc: return model_.options().finetune_fc_layers > 1;
+      case layers::Method::lora:
+      case layers::Method::cp_lora:
+      case layers::Method::sena:
+      case layers::Method::separate: return true;
+    }
+    return true;
+  }
 
   engine::NamedTensors state() override { return model_.state_dict(); }
   // The trainable parameters and the buffers of their modules: a layer's

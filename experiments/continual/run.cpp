@@ -113,7 +113,9 @@ void run_cells(const RunConfig& c, const Shard& shard, engine::Communicator& com
       continue;
     }
     auto learner = make_learner(c, cell.method, data, cell.seed, cell.rank);
-    CellResult result = train_cell(c, data, *learner, {cell.label(), cell.seed, c.resume, &log, terminal, &comm});
+    const auto untrained = [&] { return make_learner(c, cell.method, data, cell.seed, cell.rank); };
+    CellResult result =
+        train_cell(c, data, *learner, {cell.label(), cell.seed, c.resume, &log, terminal, &comm, untrained});
     if (is_adapter_method(cell.method))
       result.rank = cell.rank == 0 ? c.ranks.front() : cell.rank;
     if (!writes) continue;

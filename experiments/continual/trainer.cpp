@@ -53,6 +53,7 @@ struct LoopState {
   std::vector<double> seconds_per_task;
   std::vector<NewParams> new_params;
   std::vector<int64_t> trained;  // parameters each task trains
+  std::vector<double> before_training;  // each task's accuracy once begun, before its first step
   std::vector<std::pair<std::string, uint64_t>> counters;  // the learner's dropout counters
   engine::ReduceLROnPlateau::State plateau{0.0};  // --lr-plateau's state within the task
 };
@@ -70,6 +71,7 @@ json to_json(const LoopState& s) {
           {"seconds_per_task", s.seconds_per_task}, {"new_params", params},
           {"counters", s.counters},
           {"trained", s.trained},
+          {"before_training", s.before_training},
           // The best metric starts infinite, which JSON cannot hold: its bits are stored.
           {"plateau", {std::bit_cast<uint64_t>(s.plateau.best), s.plateau.num_bad_epochs, s.plateau.cooldown_counter}}};
 }
@@ -89,6 +91,8 @@ LoopState loop_state_from_json(const json& j) {
                         c.size() > 3 ? c.at(3).get<std::vector<double>>() : std::vector<double>{},
                         c.size() > 4 ? c.at(4).get<std::vector<double>>() : std::vector<double>{}});
   j.at("epochs_per_task").get_to(s.epochs_per_task);
+  // Absent in checkpoints written before forward transfer was measured: the cell's is then n/a.
+  if (j.contains("before_training")) j.at("before_training").get_to(s.before_training);
   j.at("seconds_per_task").get_to(s.seconds_per_task);
   for (const json& p : j.at("new_params"))
     s.new_params.push_back({p.at(0).get<int64_t>(), p.at(1).get<int64_t>(), p.at(2).get<int64_t>(), p.at(3).get<int64_t>()});
@@ -267,6 +271,57 @@ double task_accuracy(Learner& learner, const TaskData& data, int64_t task, engin
   return evaluate(learner, data, data.eval_set(), data.eval_indices(task), task, learner.class_mask(task), device);
 }
 
+void count_class_incremental(Learner& learner, const Tensor& images, const std::vector<int64_t>& labels,
+                             int64_t tasks, ClassIncrementalCount& count) {
+  engine::NoGradGuard no_grad;
+  const bool shared = !learner.path_depends_on_task();
+  std::vector<LogitMatrix> paths;
+  std::vector<std::vector<uint8_t>> masks;
+  for (int64_t t = 0; t < tasks; ++t) {
+    masks.push_back(learner.class_mask(t));
+    if (shared && t > 0) {
+      paths.push_back(paths.front());  // the same logits; only the mask differs
+      continue;
+    }
+    const Tensor logits = learner.forward(images, t, false);
+    if (logits.ndim() != 2 || logits.dim(0) != static_cast<int64_t>(labels.size()))
+      throw std::logic_error("class-incremental evaluation: task " + std::to_string(t) + "'s path gave logits " +
+                             engine::to_string(logits.shape()) + " for " + std::to_string(labels.size()) + " images");
+    if (shared) {
+      const std::vector<int64_t> predicted = engine::masked_argmax(logits);  // every class seen
+      for (size_t i = 0; i < predicted.size(); ++i) count.all_classes_correct += predicted[i] == labels[i];
+    }
+    paths.push_back({logits.dim(0), logits.dim(1), logits.to_double_vector()});
+  }
+  const std::vector<int64_t> inferred = predict_by_most_confident_path(paths, masks);
+  for (size_t i = 0; i < inferred.size(); ++i) count.task_inferred_correct += inferred[i] == labels[i];
+  count.images += static_cast<int64_t>(labels.size());
+}
+
+ClassIncrementalAccuracy class_incremental_accuracy(Learner& learner, const TaskData& data, engine::Device device) {
+  const int64_t tasks = static_cast<int64_t>(data.split.tasks.size());
+  std::vector<int64_t> indices;
+  for (int64_t t = 0; t < tasks; ++t) {
+    const std::vector<int64_t> part = data.eval_indices(t);
+    indices.insert(indices.end(), part.begin(), part.end());
+  }
+  datasets::LoaderOptions options;
+  options.batch_size = kEvalBatch;
+  options.shuffle = false;
+  options.normalization = data.stats;
+  options.label_map = data.label_positions;
+  datasets::BatchLoader loader(data.eval_set(), indices, options);
+  loader.start_epoch(0);
+  ClassIncrementalCount count;
+  while (std::optional<datasets::Batch> batch = loader.next())
+    count_class_incremental(learner, batch->images.to(device), batch->labels, tasks, count);
+  const auto fraction = [&](int64_t correct) { return static_cast<double>(correct) / static_cast<double>(count.images); };
+  ClassIncrementalAccuracy accuracy;
+  if (!learner.path_depends_on_task()) accuracy.all_classes = fraction(count.all_classes_correct);
+  accuracy.task_inferred = fraction(count.task_inferred_correct);
+  return accuracy;
+}
+
 CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner, const CellRun& run) {
   const std::string name = cell_name(run.method, run.seed);
   const std::filesystem::path checkpoint_path = checkpoint_file(c.out, name);
@@ -334,6 +389,9 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
       s.curves.push_back({});
       s.new_params.push_back(learner.new_params(t));
       s.trained.push_back(count_elements(trainable));
+      // Forward transfer's measurement: the task's path as begun (its head
+      // block fresh), before any step on it; not part of the task's seconds.
+      s.before_training.push_back(task_accuracy(learner, data, t, device));
     }
     auto optimizer = make_optimizer(c, trainable);
     auto plateau = make_plateau(c, *optimizer);
@@ -549,10 +607,25 @@ CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner
   p.trained_per_task = s.trained;
   p.total = p.conv + p.classifier;
   p.base = p.new_per_task.front();
+  // The peaks of training, before the evaluations below build a second network.
   result.peak_memory_bytes = peak_memory_bytes();
+  result.peak_device_memory_bytes = engine::backend(device).peak_memory_bytes();
   result.provenance = experiments::provenance_json(device);
   result.provenance["started"] = experiments::utc_timestamp(cell_started);
-  result.peak_device_memory_bytes = engine::backend(device).peak_memory_bytes();
+  const ClassIncrementalAccuracy class_il = class_incremental_accuracy(learner, data, device);
+  result.class_il_acc = class_il.all_classes;
+  result.class_il_task_inferred_acc = class_il.task_inferred;
+  // Forward transfer's baseline: the same network as built, each task
+  // measured once begun, never trained. A cell resumed from a checkpoint
+  // older than the measurement lacks some tasks' accuracies: n/a.
+  if (run.untrained && static_cast<int64_t>(s.before_training.size()) == tasks) {
+    const std::unique_ptr<Learner> untrained = run.untrained();
+    for (int64_t t = 0; t < tasks; ++t) {
+      untrained->begin_task(t, data.split.tasks[t].classes);
+      result.untrained_accuracy.push_back(task_accuracy(*untrained, data, t, device));
+    }
+    result.accuracy_before_training = s.before_training;
+  }
   if (rank == 0)
     for (int64_t t = 0; t < tasks; ++t)
       result.model_bytes_per_task.push_back(

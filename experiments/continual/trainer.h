@@ -17,6 +17,9 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -37,6 +40,10 @@ struct CellRun {
   // Data-parallel ranks (nullptr: one process). Each rank trains on its slice
   // of every batch with the gradients averaged; only rank 0 writes checkpoints.
   engine::Communicator* communicator = nullptr;
+  // Builds a fresh learner as this cell's (same method and seed), never to be
+  // trained: forward transfer's baseline, each task measured once it is begun.
+  // Empty: forward transfer is not measured (n/a).
+  std::function<std::unique_ptr<Learner>()> untrained = {};
 };
 
 // Trains `learner` (fresh, built for this cell) over every task of `data`.
@@ -58,6 +65,30 @@ void restore_finished_tasks(Learner& learner, const TaskData& data, const std::f
 // Accuracy through task `task`'s path on its images of the reported split
 // (TaskData::eval_set): an entry of the accuracy matrix.
 double task_accuracy(Learner& learner, const TaskData& data, int64_t task, engine::Device device);
+
+// Class-incremental accuracy: the network evaluated without the task id.
+struct ClassIncrementalAccuracy {
+  // The argmax over every class seen (all head blocks); n/a where the path
+  // depends on the task (Learner::path_depends_on_task), which leaves no
+  // single network to take it over.
+  std::optional<double> all_classes;
+  // Task inference by the most confident task path (metrics.h's
+  // predict_by_most_confident_path); for a shared path, the most confident head block.
+  double task_inferred = 0;
+};
+
+// Correct predictions of one batch, added into a running count.
+struct ClassIncrementalCount {
+  int64_t images = 0, all_classes_correct = 0, task_inferred_correct = 0;
+};
+// images (N,C,H,W) on the network's device, labels (N) class-order
+// positions; `tasks` tasks begun. One forward pass through each task's path,
+// or a single one where the path is shared.
+void count_class_incremental(Learner& learner, const engine::Tensor& images, const std::vector<int64_t>& labels,
+                             int64_t tasks, ClassIncrementalCount& count);
+// Over the reported split's images of every task of `data` (TaskData::eval_set),
+// all of whose tasks the learner has begun.
+ClassIncrementalAccuracy class_incremental_accuracy(Learner& learner, const TaskData& data, engine::Device device);
 
 // A seed for one purpose of one task of a cell (initialisation, batch order),
 // so that each task's randomness is independent of how the run got there.

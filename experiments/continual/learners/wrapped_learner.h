@@ -24,6 +24,7 @@ class WrappedLearner : public Learner {
   std::vector<uint8_t> class_mask(int64_t task) const override { return base_->class_mask(task); }
   std::vector<uint8_t> training_mask(int64_t task) const override { return base_->training_mask(task); }
   bool trains_on_all_seen_tasks() const override { return base_->trains_on_all_seen_tasks(); }
+  bool path_depends_on_task() const override { return base_->path_depends_on_task(); }
   engine::Tensor extra_loss(const engine::Tensor& images, const engine::Tensor& logits, int64_t task) override {
     return base_->extra_loss(images, logits, task);
   }
