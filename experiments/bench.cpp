@@ -6,6 +6,11 @@
 //      32x32x3 input, built directly from engine ops.
 // With --models, also the training step of layers-built sena32 and vgg19_bn,
 // with its peak resident memory (Linux's VmHWM, experiments/continual/peak_memory.h).
+// With --compare-torch, each network's training step (batch 64, Adam) is timed
+// alternately with PyTorch's (scripts/torch_bench.py, experiments/torch_peer.h)
+// and the median of the pairs' ratios is reported; without torch the ratios are
+// null and bench says why. Also the cost of a ConvLoRA-adapted conv layer's
+// forward and backward relative to the plain layer's, timed alternately too.
 // With --data-parallel, only 3., as one of the ranks of an mpirun launch: each
 // of the P ranks takes 64/P images of the batch and gradients are averaged
 // (engine/distributed.h) before each step; rank 0 prints the figure.
@@ -21,6 +26,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +41,9 @@
 #include "experiments/common/cli.h"
 #include "experiments/common/tool.h"
 #include "experiments/continual/peak_memory.h"
+#include "experiments/torch_peer.h"
+#include "layers/adapters.h"
+#include "layers/conv2d.h"
 #include "layers/models.h"
 
 using namespace engine;
@@ -134,23 +143,28 @@ struct SmallCnn {
   }
 };
 
-// Images per second of forward, cross-entropy, backward, gradient averaging
-// over the ranks of `comm` (each taking batch / size images) and an Adam step.
-double train_images_per_s(Device device, int64_t batch, int reps, Communicator& comm) {
+// The small CNN's training step: forward, cross-entropy, backward, gradient
+// averaging over the ranks of `comm` (each taking batch / size images) and an
+// Adam step. The closure owns its model, optimiser and data.
+std::function<void()> small_cnn_step(Device device, int64_t batch, Communicator& comm) {
   Generator gen(3);
-  SmallCnn model(device, gen);
-  Adam optimizer(model.params, 1e-3);
+  auto model = std::make_shared<SmallCnn>(device, gen);
+  auto optimizer = std::make_shared<Adam>(model->params, 1e-3);
   const int64_t rank_batch = batch / comm.size();
   const Tensor x = random_tensor({rank_batch, 3, 32, 32}, gen, device);
   std::vector<int64_t> labels(static_cast<size_t>(rank_batch));
   for (int64_t& label : labels) label = static_cast<int64_t>(gen.below(10));
-  const double seconds = best_seconds(device, reps, [&] {
-    optimizer.zero_grad();
-    cross_entropy(model.forward(x), labels).backward();
-    average_gradients(comm, model.params);
-    optimizer.step();
-  });
-  return static_cast<double>(batch) / seconds;
+  return [model, optimizer, x, labels, &comm] {
+    optimizer->zero_grad();
+    cross_entropy(model->forward(x), labels).backward();
+    average_gradients(comm, model->params);
+    optimizer->step();
+  };
+}
+
+// Images per second of small_cnn_step.
+double train_images_per_s(Device device, int64_t batch, int reps, Communicator& comm) {
+  return static_cast<double>(batch) / best_seconds(device, reps, small_cnn_step(device, batch, comm));
 }
 
 struct ModelStep {
@@ -158,30 +172,91 @@ struct ModelStep {
   double peak_rss_mib = 0;  // of one step after the timed ones (0 where unknown)
 };
 
-// Images per second and peak memory of a full training step (forward,
-// cross-entropy, backward, Adam) of a model built by the layers library, e.g.
-// "vgg19_bn_compact" on (batch,3,32,32).
-ModelStep model_train_step(Device device, const std::string& arch, int64_t batch, int reps) {
+// A full training step (forward, cross-entropy, backward, Adam) of a model
+// built by the layers library, e.g. "vgg19_bn_compact", on (batch,3,32,32).
+std::function<void()> model_step(Device device, const std::string& arch, int64_t batch) {
   Generator gen(4);
   std::shared_ptr<layers::Sequential> model =
       layers::make_model(arch, layers::InputShape{32, 32, 3}, 10, layers::ModelInit{4, true});
   model->to(device);
   model->train(true);
-  Adam optimizer(model->trainable_parameters(), 1e-3);
+  auto optimizer = std::make_shared<Adam>(model->trainable_parameters(), 1e-3);
   const Tensor x = random_tensor({batch, 3, 32, 32}, gen, device);
   std::vector<int64_t> labels(static_cast<size_t>(batch));
   for (int64_t& label : labels) label = static_cast<int64_t>(gen.below(10));
-  const auto step = [&] {
-    optimizer.zero_grad();
+  return [model, optimizer, x, labels] {
+    optimizer->zero_grad();
     cross_entropy(model->forward(x), labels).backward();
-    optimizer.step();
+    optimizer->step();
   };
+}
+
+// Images per second and peak memory of model_step.
+ModelStep model_train_step(Device device, const std::string& arch, int64_t batch, int reps) {
+  const std::function<void()> step = model_step(device, arch, batch);
   ModelStep result;
   result.images_per_s = static_cast<double>(batch) / best_seconds(device, reps, step);
   continual::reset_peak_memory();
   step();
   result.peak_rss_mib = static_cast<double>(continual::peak_memory_bytes()) / (1 << 20);
   return result;
+}
+
+// Seconds of the fastest of `reps` runs of f, with no warm-up: for the pairs
+// below, whose first run has warmed up f.
+double fastest_seconds(Device device, int reps, const std::function<void()>& f) {
+  double best = INFINITY;
+  for (int r = 0; r < reps; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    backend(device).synchronize();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// Two steps timed alternately, `pairs` times (each the fastest of `reps`
+// runs): the machine's load then weighs on both alike. `ratio` is the median
+// over pairs of other's seconds over ours (> 1: ours is faster).
+struct PairedTiming {
+  double ours_s, other_s, ratio;
+};
+PairedTiming time_alternately(Device device, int pairs, int reps, const std::function<void()>& ours,
+                              const std::function<double()>& other) {
+  std::vector<double> ours_s, other_s, ratios;
+  ours();  // warm-up
+  for (int i = 0; i < pairs; ++i) {
+    ours_s.push_back(fastest_seconds(device, reps, ours));
+    other_s.push_back(other());
+    ratios.push_back(other_s.back() / ours_s.back());
+  }
+  return {median(ours_s), median(other_s), median(ratios)};
+}
+
+// A 3x3, padding-1, C -> C conv layer's forward and backward (into x and the
+// trained parameters), with its weight trained (plain) or frozen under a
+// ConvLoRA adapter of rank 4 (adapted, as the lora method trains a later
+// task: W + s * reshape(B A), only A and B learn). Both reduce y against a
+// fixed dy with the same sum(y * dy) to reach backward.
+std::function<void()> conv_layer_step(Device device, const ConvLayer& layer, int64_t batch, bool adapted) {
+  Generator gen(5);
+  const int64_t c = layer.channels, s = layer.size;
+  auto conv = std::make_shared<layers::Conv2d>(c, c, 3, 1, 1, true, &gen);
+  if (adapted) {
+    conv->freeze();
+    conv->add_adapter(0, std::make_shared<layers::ConvLoRA>(c, c, 3, 4, 1.0, &gen));
+    conv->set_task(0);
+  }
+  conv->to(device);
+  const Tensor x = random_tensor({batch, c, s, s}, gen, device).set_requires_grad();
+  const Tensor dy = random_tensor({batch, c, s, s}, gen, device);
+  return [conv, x, dy] { sum(mul(conv->forward(x), dy)).backward(); };
 }
 
 // --data-parallel: the training figure alone, printed by rank 0.
@@ -211,7 +286,8 @@ int bench_data_parallel(Device device, int64_t batch, int reps, bool as_json) {
 int main(int argc, char** argv) {
   CLI::App app{"Measure SGEMM, conv2d and small-CNN training throughput of the engine."};
   experiments::add_standard_options(app, "bench", "bench --threads 2 --device cpu --json");
-  bool as_json = false, quick = false, data_parallel = false, models = false;
+  bool as_json = false, quick = false, data_parallel = false, models = false, compare_torch = false;
+  std::string python = "python3", torch_script = "scripts/torch_bench.py";
   int threads = 0;
   std::string device_name = "cpu";
   app.add_flag("--json", as_json, "print one JSON object instead of text");
@@ -221,6 +297,12 @@ int main(int argc, char** argv) {
   app.add_flag("--models", models,
                "also train layers-built sena32 and vgg19_bn_compact (no avgpool) at 32x32, batch 128 (on by default "
                "with --device cuda)");
+  app.add_flag("--compare-torch", compare_torch,
+               "time PyTorch's training steps (small CNN, sena32, vgg19_bn, vgg19_bn_compact; batch 64, Adam) "
+               "alternately with ours, 3 pairs, and report the median speed ratio (null without torch)");
+  app.add_option("--python", python, "the Python interpreter for --compare-torch")->capture_default_str();
+  app.add_option("--torch-script", torch_script, "scripts/torch_bench.py, for --compare-torch")
+      ->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")
       ->check(CLI::Range(int64_t{0}, tool::kMaxThreads))->capture_default_str();
   app.add_option("--device", device_name, "cpu or cuda")
@@ -296,6 +378,65 @@ int main(int argc, char** argv) {
                       "peak RSS %.0f MiB\n",
                       arch.c_str(), static_cast<long long>(model_batch), r.images_per_s,
                       r.peak_rss_mib);
+          std::fflush(stdout);
+        }
+      }
+    }
+    const int pairs = quick ? 1 : 3;
+    // An adapted layer's forward + backward over the plain layer's.
+    out["lora_conv_cost"] = json::array();
+    if (!as_json) std::printf("ConvLoRA (rank 4) adapted conv layer, forward+backward over the plain layer's "
+                              "(median of %d alternating pairs):\n", pairs);
+    for (const ConvLayer& layer : layers) {
+      const std::function<void()> plain = conv_layer_step(device, layer, batch, false);
+      const std::function<void()> adapted = conv_layer_step(device, layer, batch, true);
+      plain();  // warm-up
+      const PairedTiming t = time_alternately(device, pairs, reps, adapted,
+                                              [&] { return fastest_seconds(device, reps, plain); });
+      // t.ratio is plain over adapted: its inverse is the adapter's cost.
+      out["lora_conv_cost"].push_back({{"name", layer.name}, {"plain_ms", t.other_s * 1e3},
+                                       {"adapted_ms", t.ours_s * 1e3}, {"adapted_over_plain", 1 / t.ratio}});
+      if (!as_json) {
+        std::printf("  %-18s %.2fx (plain %.1f ms, adapted %.1f ms)\n", layer.name.c_str(), 1 / t.ratio,
+                    t.other_s * 1e3, t.ours_s * 1e3);
+        std::fflush(stdout);
+      }
+    }
+
+    if (compare_torch) {
+      std::string why_not;
+      std::optional<experiments::TorchPeer> torch =
+          experiments::TorchPeer::start(python, torch_script, num_threads(), why_not);
+      out["torch"] = torch ? json(torch->version()) : json(nullptr);
+      if (!torch) {
+        out["torch_unavailable"] = why_not;
+        std::cerr << "bench: --compare-torch: PyTorch is not available (" << why_not << "): no ratios\n";
+      } else if (!as_json) {
+        std::printf("against %s, batch 64, Adam, median of %d alternating pairs (ratio > 1: ours faster):\n",
+                    torch->version().c_str(), pairs);
+        std::fflush(stdout);
+      }
+      const int64_t compare_batch = 64;
+      const std::unique_ptr<Communicator> one_process = make_single_process_communicator();
+      for (const std::string network : {"small_cnn", "sena32", "vgg19_bn", "vgg19_bn_compact"}) {
+        json& entry = out["torch_ratio"][network];
+        if (!torch) {
+          entry = nullptr;
+          continue;
+        }
+        const int step_reps = network.rfind("vgg", 0) == 0 ? 2 : reps;
+        const std::function<void()> ours =
+            network == "small_cnn" ? small_cnn_step(device, compare_batch, *one_process)
+                                   : model_step(device, network, compare_batch);
+        const PairedTiming t = time_alternately(device, pairs, step_reps, ours, [&] {
+          return torch->step_seconds(network, compare_batch, step_reps);
+        });
+        entry = t.ratio;
+        out["torch_images_per_s"][network] = {{"ours", compare_batch / t.ours_s},
+                                              {"torch", compare_batch / t.other_s}};
+        if (!as_json) {
+          std::printf("  %-18s %.2fx (ours %.0f images/s, torch %.0f)\n", network.c_str(), t.ratio,
+                      compare_batch / t.ours_s, compare_batch / t.other_s);
           std::fflush(stdout);
         }
       }
