@@ -86,30 +86,33 @@ double sgemm_gflops(Device device, int64_t n, int reps) {
 
 struct ConvLayer {
   std::string name;
-  int64_t channels, size;  // C = OC, H = W
+  int64_t in_channels, out_channels, size;  // C, OC, H = W
+  bool input_grad = true;  // false for a network's first layer: its input is data
 };
 
 struct ConvResult {
   double forward_s, backward_s, gflops;
 };
 
-// conv2d 3x3, padding 1, C -> C channels on (batch, C, size, size), with x,
-// weight and bias requiring grad. Backward runs the op's own backward function
-// on a fixed dy, so the timings hold the convolution alone.
-// Flops: forward 2*N*OC*C*KH*KW*OH*OW, backward twice that (dx and dW).
+// conv2d 3x3, padding 1, C -> OC channels on (batch, C, size, size), with
+// weight and bias (and x, with input_grad) requiring grad. Backward runs the
+// op's own backward function on a fixed dy, so the timings hold the
+// convolution alone. Flops: forward 2*N*OC*C*KH*KW*OH*OW, backward that for
+// dW and again for dx.
 ConvResult bench_conv(Device device, const ConvLayer& layer, int64_t batch, int reps) {
   Generator gen(2);
-  const int64_t c = layer.channels, s = layer.size;
-  Tensor x = random_tensor({batch, c, s, s}, gen, device).set_requires_grad();
-  Tensor w = random_tensor({c, c, 3, 3}, gen, device).set_requires_grad();
-  Tensor b = random_tensor({c}, gen, device).set_requires_grad();
-  const Tensor dy = random_tensor({batch, c, s, s}, gen, device);
+  const int64_t c = layer.in_channels, oc = layer.out_channels, s = layer.size;
+  Tensor x = random_tensor({batch, c, s, s}, gen, device).set_requires_grad(layer.input_grad);
+  Tensor w = random_tensor({oc, c, 3, 3}, gen, device).set_requires_grad();
+  Tensor b = random_tensor({oc}, gen, device).set_requires_grad();
+  const Tensor dy = random_tensor({batch, oc, s, s}, gen, device);
   const Conv2dOptions pad1{1, 1, 1, 1};
   Tensor y;
   const double forward_s = best_seconds(device, reps, [&] { y = conv2d(x, w, b, pad1); });
   const double backward_s = best_seconds(device, reps, [&] { y.impl()->grad_fn->backward(dy); });
-  const double forward_flops = 2.0 * static_cast<double>(batch * c * c * 9 * s * s);
-  return {forward_s, backward_s, 3 * forward_flops / (forward_s + backward_s) / 1e9};
+  const double forward_flops = 2.0 * static_cast<double>(batch * oc * c * 9 * s * s);
+  const double passes = layer.input_grad ? 3 : 2;
+  return {forward_s, backward_s, passes * forward_flops / (forward_s + backward_s) / 1e9};
 }
 
 // The small CNN of the benchmark, on (N,3,32,32):
@@ -246,16 +249,16 @@ PairedTiming time_alternately(Device device, int pairs, int reps, const std::fun
 // fixed dy with the same sum(y * dy) to reach backward.
 std::function<void()> conv_layer_step(Device device, const ConvLayer& layer, int64_t batch, bool adapted) {
   Generator gen(5);
-  const int64_t c = layer.channels, s = layer.size;
-  auto conv = std::make_shared<layers::Conv2d>(c, c, 3, 1, 1, true, &gen);
+  const int64_t c = layer.in_channels, oc = layer.out_channels, s = layer.size;
+  auto conv = std::make_shared<layers::Conv2d>(c, oc, 3, 1, 1, true, &gen);
   if (adapted) {
     conv->freeze();
-    conv->add_adapter(0, std::make_shared<layers::ConvLoRA>(c, c, 3, 4, 1.0, &gen));
+    conv->add_adapter(0, std::make_shared<layers::ConvLoRA>(c, oc, 3, 4, 1.0, &gen));
     conv->set_task(0);
   }
   conv->to(device);
-  const Tensor x = random_tensor({batch, c, s, s}, gen, device).set_requires_grad();
-  const Tensor dy = random_tensor({batch, c, s, s}, gen, device);
+  const Tensor x = random_tensor({batch, c, s, s}, gen, device).set_requires_grad(layer.input_grad);
+  const Tensor dy = random_tensor({batch, oc, s, s}, gen, device);
   return [conv, x, dy] { sum(mul(conv->forward(x), dy)).backward(); };
 }
 
@@ -336,13 +339,18 @@ int main(int argc, char** argv) {
       std::printf("SGEMM 2048x2048: %.1f GFLOP/s\n", sgemm);
       if (out.contains("sgemm_4096_tflops"))
         std::printf("SGEMM 4096x4096: %.2f TFLOP/s\n", out["sgemm_4096_tflops"].get<double>());
-      std::printf("conv2d 3x3 pad 1, batch %lld, forward+backward (x, weight, bias grads):\n",
+      std::printf("conv2d 3x3 pad 1, batch %lld, forward+backward (x, weight, bias grads; a first "
+                  "layer's x, being data, none):\n",
                   static_cast<long long>(batch));
       std::fflush(stdout);
     }
 
-    const std::vector<ConvLayer> layers = {
-        {"64->64 at 32x32", 64, 32}, {"128->128 at 16x16", 128, 16}, {"256->256 at 8x8", 256, 8}};
+    // The first layers of sena32 / the small CNN and of VGG, then VGG's inner sizes.
+    const std::vector<ConvLayer> layers = {{"first 3->32 at 32x32", 3, 32, 32, false},
+                                           {"first 3->64 at 32x32", 3, 64, 32, false},
+                                           {"64->64 at 32x32", 64, 64, 32},
+                                           {"128->128 at 16x16", 128, 128, 16},
+                                           {"256->256 at 8x8", 256, 256, 8}};
     out["conv"] = json::array();
     for (const ConvLayer& layer : layers) {
       const ConvResult r = bench_conv(device, layer, batch, reps);
@@ -352,7 +360,7 @@ int main(int argc, char** argv) {
                              {"forward_ms", r.forward_s * 1e3},
                              {"backward_ms", r.backward_s * 1e3}});
       if (!as_json) {
-        std::printf("  %-18s %7.1f GFLOP/s = %.2f of SGEMM (forward %.1f ms, backward %.1f ms)\n",
+        std::printf("  %-20s %7.1f GFLOP/s = %.2f of SGEMM (forward %.1f ms, backward %.1f ms)\n",
                     layer.name.c_str(), r.gflops, r.gflops / sgemm, r.forward_s * 1e3,
                     r.backward_s * 1e3);
         std::fflush(stdout);
@@ -397,7 +405,7 @@ int main(int argc, char** argv) {
       out["lora_conv_cost"].push_back({{"name", layer.name}, {"plain_ms", t.other_s * 1e3},
                                        {"adapted_ms", t.ours_s * 1e3}, {"adapted_over_plain", 1 / t.ratio}});
       if (!as_json) {
-        std::printf("  %-18s %.2fx (plain %.1f ms, adapted %.1f ms)\n", layer.name.c_str(), 1 / t.ratio,
+        std::printf("  %-20s %.2fx (plain %.1f ms, adapted %.1f ms)\n", layer.name.c_str(), 1 / t.ratio,
                     t.other_s * 1e3, t.ours_s * 1e3);
         std::fflush(stdout);
       }
