@@ -6,7 +6,8 @@
 //      32x32x3 input, built directly from engine ops.
 // With --models, also the training step of layers-built sena32 and vgg19_bn,
 // with its peak resident memory (Linux's VmHWM, experiments/continual/peak_memory.h).
-// With --compare-torch, each network's training step (batch 64, Adam) is timed
+// With --compare-torch, each network's training step (batch 64, Adam; the
+// VGGs only with --models) is timed
 // alternately with PyTorch's (scripts/torch_bench.py, experiments/torch_peer.h)
 // and the median of the pairs' ratios is reported; without torch the ratios are
 // null and bench says why. Also the cost of a ConvLoRA-adapted conv layer's
@@ -43,7 +44,6 @@
 #include "experiments/continual/peak_memory.h"
 #include "experiments/torch_peer.h"
 #include "layers/adapters.h"
-#include "layers/conv2d.h"
 #include "layers/models.h"
 
 using namespace engine;
@@ -242,24 +242,31 @@ PairedTiming time_alternately(Device device, int pairs, int reps, const std::fun
   return {median(ours_s), median(other_s), median(ratios)};
 }
 
-// A 3x3, padding-1, C -> C conv layer's forward and backward (into x and the
-// trained parameters), with its weight trained (plain) or frozen under a
-// ConvLoRA adapter of rank 4 (adapted, as the lora method trains a later
-// task: W + s * reshape(B A), only A and B learn). Both reduce y against a
-// fixed dy with the same sum(y * dy) to reach backward.
+// A 3x3, padding-1 conv layer's forward and backward on a fixed dy, with its
+// weight and bias trained (plain, as bench_conv) or frozen under a ConvLoRA
+// adapter of rank 4 (adapted, as the lora method trains a later task and as
+// layers::Conv2d::forward composes it: conv2d(x, W + s * reshape(B A), b)).
+// The adapted layer's backward is the convolution's, then the adapter's from
+// the effective weight's gradient dW (sum(W_eff * dW) routes dW into A and B
+// through the adapter's own ops; it reduces a weight-sized tensor only).
 std::function<void()> conv_layer_step(Device device, const ConvLayer& layer, int64_t batch, bool adapted) {
   Generator gen(5);
   const int64_t c = layer.in_channels, oc = layer.out_channels, s = layer.size;
-  auto conv = std::make_shared<layers::Conv2d>(c, oc, 3, 1, 1, true, &gen);
-  if (adapted) {
-    conv->freeze();
-    conv->add_adapter(0, std::make_shared<layers::ConvLoRA>(c, oc, 3, 4, 1.0, &gen));
-    conv->set_task(0);
-  }
-  conv->to(device);
   const Tensor x = random_tensor({batch, c, s, s}, gen, device).set_requires_grad(layer.input_grad);
+  const Tensor w = random_tensor({oc, c, 3, 3}, gen, device).set_requires_grad(!adapted);
+  const Tensor b = random_tensor({oc}, gen, device).set_requires_grad(!adapted);
   const Tensor dy = random_tensor({batch, oc, s, s}, gen, device);
-  return [conv, x, dy] { sum(mul(conv->forward(x), dy)).backward(); };
+  const Conv2dOptions pad1{1, 1, 1, 1};
+  if (!adapted)
+    return [=] { conv2d(x, w, b, pad1).impl()->grad_fn->backward(dy); };
+  auto adapter = std::make_shared<layers::ConvLoRA>(c, oc, 3, 4, 1.0, &gen);
+  adapter->to(device);
+  return [=] {
+    const Tensor effective = adapter->forward(w);
+    conv2d(x, effective, b, pad1).impl()->grad_fn->backward(dy);
+    const Tensor dw(std::move(effective.impl()->grad));
+    sum(mul(effective, dw)).backward();
+  };
 }
 
 // --data-parallel: the training figure alone, printed by rank 0.
@@ -301,8 +308,9 @@ int main(int argc, char** argv) {
                "also train layers-built sena32 and vgg19_bn_compact (no avgpool) at 32x32, batch 128 (on by default "
                "with --device cuda)");
   app.add_flag("--compare-torch", compare_torch,
-               "time PyTorch's training steps (small CNN, sena32, vgg19_bn, vgg19_bn_compact; batch 64, Adam) "
-               "alternately with ours, 3 pairs, and report the median speed ratio (null without torch)");
+               "time PyTorch's training steps (small CNN, sena32; with --models also vgg19_bn and "
+               "vgg19_bn_compact; batch 64, Adam) alternately with ours, 3 pairs, and report the median speed "
+               "ratio (null without torch)");
   app.add_option("--python", python, "the Python interpreter for --compare-torch")->capture_default_str();
   app.add_option("--torch-script", torch_script, "scripts/torch_bench.py, for --compare-torch")
       ->capture_default_str();
@@ -426,7 +434,9 @@ int main(int argc, char** argv) {
       }
       const int64_t compare_batch = 64;
       const std::unique_ptr<Communicator> one_process = make_single_process_communicator();
-      for (const std::string network : {"small_cnn", "sena32", "vgg19_bn", "vgg19_bn_compact"}) {
+      std::vector<std::string> networks = {"small_cnn", "sena32"};
+      if (models) networks.insert(networks.end(), {"vgg19_bn", "vgg19_bn_compact"});
+      for (const std::string& network : networks) {
         json& entry = out["torch_ratio"][network];
         if (!torch) {
           entry = nullptr;
