@@ -6,12 +6,12 @@
 //      32x32x3 input, built directly from engine ops.
 // With --models, also the training step of layers-built sena32 and vgg19_bn,
 // with its peak resident memory (Linux's VmHWM, experiments/continual/peak_memory.h).
-// With --compare-torch, each network's training step (batch 64, Adam; the
-// VGGs only with --models) is timed
-// alternately with PyTorch's (scripts/torch_bench.py, experiments/torch_peer.h)
-// and the median of the pairs' ratios is reported; without torch the ratios are
-// null and bench says why. Also the cost of a ConvLoRA-adapted conv layer's
-// forward and backward relative to the plain layer's, timed alternately too.
+// With --compare-torch, each network's training step (batch 64, Adam; the VGGs
+// only with --models) is timed alternately with PyTorch's (scripts/torch_bench.py,
+// experiments/torch_peer.h) and the median of the pairs' ratios is reported;
+// without torch the ratios are null and bench says why. Always: the cost of a
+// ConvLoRA-adapted conv layer's forward and backward relative to the plain
+// layer's, timed alternately too.
 // With --data-parallel, only 3., as one of the ranks of an mpirun launch: each
 // of the P ranks takes 64/P images of the batch and gradients are averaged
 // (engine/distributed.h) before each step; rank 0 prints the figure.
