@@ -6,6 +6,12 @@
 //      32x32x3 input, built directly from engine ops.
 // With --models, also the training step of layers-built sena32 and vgg19_bn,
 // with its peak resident memory (Linux's VmHWM, experiments/continual/peak_memory.h).
+// With --compare-torch, each network's training step (batch 64, Adam; the VGGs
+// only with --models) is timed alternately with PyTorch's (scripts/torch_bench.py,
+// experiments/torch_peer.h) and the median of the pairs' ratios is reported;
+// without torch the ratios are null and bench says why. Always: the cost of a
+// ConvLoRA-adapted conv layer's forward and backward relative to the plain
+// layer's, timed alternately too.
 // With --data-parallel, only 3., as one of the ranks of an mpirun launch: each
 // of the P ranks takes 64/P images of the batch and gradients are averaged
 // (engine/distributed.h) before each step; rank 0 prints the figure.
@@ -21,6 +27,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +42,8 @@
 #include "experiments/common/cli.h"
 #include "experiments/common/tool.h"
 #include "experiments/continual/peak_memory.h"
+#include "experiments/torch_peer.h"
+#include "layers/adapters.h"
 #include "layers/models.h"
 
 using namespace engine;
@@ -77,30 +86,33 @@ double sgemm_gflops(Device device, int64_t n, int reps) {
 
 struct ConvLayer {
   std::string name;
-  int64_t channels, size;  // C = OC, H = W
+  int64_t in_channels, out_channels, size;  // C, OC, H = W
+  bool input_grad = true;  // false for a network's first layer: its input is data
 };
 
 struct ConvResult {
   double forward_s, backward_s, gflops;
 };
 
-// conv2d 3x3, padding 1, C -> C channels on (batch, C, size, size), with x,
-// weight and bias requiring grad. Backward runs the op's own backward function
-// on a fixed dy, so the timings hold the convolution alone.
-// Flops: forward 2*N*OC*C*KH*KW*OH*OW, backward twice that (dx and dW).
+// conv2d 3x3, padding 1, C -> OC channels on (batch, C, size, size), with
+// weight and bias (and x, with input_grad) requiring grad. Backward runs the
+// op's own backward function on a fixed dy, so the timings hold the
+// convolution alone. Flops: forward 2*N*OC*C*KH*KW*OH*OW, backward that for
+// dW and again for dx.
 ConvResult bench_conv(Device device, const ConvLayer& layer, int64_t batch, int reps) {
   Generator gen(2);
-  const int64_t c = layer.channels, s = layer.size;
-  Tensor x = random_tensor({batch, c, s, s}, gen, device).set_requires_grad();
-  Tensor w = random_tensor({c, c, 3, 3}, gen, device).set_requires_grad();
-  Tensor b = random_tensor({c}, gen, device).set_requires_grad();
-  const Tensor dy = random_tensor({batch, c, s, s}, gen, device);
+  const int64_t c = layer.in_channels, oc = layer.out_channels, s = layer.size;
+  Tensor x = random_tensor({batch, c, s, s}, gen, device).set_requires_grad(layer.input_grad);
+  Tensor w = random_tensor({oc, c, 3, 3}, gen, device).set_requires_grad();
+  Tensor b = random_tensor({oc}, gen, device).set_requires_grad();
+  const Tensor dy = random_tensor({batch, oc, s, s}, gen, device);
   const Conv2dOptions pad1{1, 1, 1, 1};
   Tensor y;
   const double forward_s = best_seconds(device, reps, [&] { y = conv2d(x, w, b, pad1); });
   const double backward_s = best_seconds(device, reps, [&] { y.impl()->grad_fn->backward(dy); });
-  const double forward_flops = 2.0 * static_cast<double>(batch * c * c * 9 * s * s);
-  return {forward_s, backward_s, 3 * forward_flops / (forward_s + backward_s) / 1e9};
+  const double forward_flops = 2.0 * static_cast<double>(batch * oc * c * 9 * s * s);
+  const double passes = layer.input_grad ? 3 : 2;
+  return {forward_s, backward_s, passes * forward_flops / (forward_s + backward_s) / 1e9};
 }
 
 // The small CNN of the benchmark, on (N,3,32,32):
@@ -134,23 +146,28 @@ struct SmallCnn {
   }
 };
 
-// Images per second of forward, cross-entropy, backward, gradient averaging
-// over the ranks of `comm` (each taking batch / size images) and an Adam step.
-double train_images_per_s(Device device, int64_t batch, int reps, Communicator& comm) {
+// The small CNN's training step: forward, cross-entropy, backward, gradient
+// averaging over the ranks of `comm` (each taking batch / size images) and an
+// Adam step. The closure owns its model, optimiser and data.
+std::function<void()> small_cnn_step(Device device, int64_t batch, Communicator& comm) {
   Generator gen(3);
-  SmallCnn model(device, gen);
-  Adam optimizer(model.params, 1e-3);
+  auto model = std::make_shared<SmallCnn>(device, gen);
+  auto optimizer = std::make_shared<Adam>(model->params, 1e-3);
   const int64_t rank_batch = batch / comm.size();
   const Tensor x = random_tensor({rank_batch, 3, 32, 32}, gen, device);
   std::vector<int64_t> labels(static_cast<size_t>(rank_batch));
   for (int64_t& label : labels) label = static_cast<int64_t>(gen.below(10));
-  const double seconds = best_seconds(device, reps, [&] {
-    optimizer.zero_grad();
-    cross_entropy(model.forward(x), labels).backward();
-    average_gradients(comm, model.params);
-    optimizer.step();
-  });
-  return static_cast<double>(batch) / seconds;
+  return [model, optimizer, x, labels, &comm] {
+    optimizer->zero_grad();
+    cross_entropy(model->forward(x), labels).backward();
+    average_gradients(comm, model->params);
+    optimizer->step();
+  };
+}
+
+// Images per second of small_cnn_step.
+double train_images_per_s(Device device, int64_t batch, int reps, Communicator& comm) {
+  return static_cast<double>(batch) / best_seconds(device, reps, small_cnn_step(device, batch, comm));
 }
 
 struct ModelStep {
@@ -158,30 +175,98 @@ struct ModelStep {
   double peak_rss_mib = 0;  // of one step after the timed ones (0 where unknown)
 };
 
-// Images per second and peak memory of a full training step (forward,
-// cross-entropy, backward, Adam) of a model built by the layers library, e.g.
-// "vgg19_bn_compact" on (batch,3,32,32).
-ModelStep model_train_step(Device device, const std::string& arch, int64_t batch, int reps) {
+// A full training step (forward, cross-entropy, backward, Adam) of a model
+// built by the layers library, e.g. "vgg19_bn_compact", on (batch,3,32,32).
+std::function<void()> model_step(Device device, const std::string& arch, int64_t batch) {
   Generator gen(4);
   std::shared_ptr<layers::Sequential> model =
       layers::make_model(arch, layers::InputShape{32, 32, 3}, 10, layers::ModelInit{4, true});
   model->to(device);
   model->train(true);
-  Adam optimizer(model->trainable_parameters(), 1e-3);
+  auto optimizer = std::make_shared<Adam>(model->trainable_parameters(), 1e-3);
   const Tensor x = random_tensor({batch, 3, 32, 32}, gen, device);
   std::vector<int64_t> labels(static_cast<size_t>(batch));
   for (int64_t& label : labels) label = static_cast<int64_t>(gen.below(10));
-  const auto step = [&] {
-    optimizer.zero_grad();
+  return [model, optimizer, x, labels] {
+    optimizer->zero_grad();
     cross_entropy(model->forward(x), labels).backward();
-    optimizer.step();
+    optimizer->step();
   };
+}
+
+// Images per second and peak memory of model_step.
+ModelStep model_train_step(Device device, const std::string& arch, int64_t batch, int reps) {
+  const std::function<void()> step = model_step(device, arch, batch);
   ModelStep result;
   result.images_per_s = static_cast<double>(batch) / best_seconds(device, reps, step);
   continual::reset_peak_memory();
   step();
   result.peak_rss_mib = static_cast<double>(continual::peak_memory_bytes()) / (1 << 20);
   return result;
+}
+
+// Seconds of the fastest of `reps` runs of f, with no warm-up: for the pairs
+// below, whose first run has warmed up f.
+double fastest_seconds(Device device, int reps, const std::function<void()>& f) {
+  double best = INFINITY;
+  for (int r = 0; r < reps; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    backend(device).synchronize();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// Two steps timed alternately, `pairs` times (each the fastest of `reps`
+// runs): the machine's load then weighs on both alike. `ratio` is the median
+// over pairs of other's seconds over ours (> 1: ours is faster).
+struct PairedTiming {
+  double ours_s, other_s, ratio;
+};
+PairedTiming time_alternately(Device device, int pairs, int reps, const std::function<void()>& ours,
+                              const std::function<double()>& other) {
+  std::vector<double> ours_s, other_s, ratios;
+  ours();  // warm-up
+  for (int i = 0; i < pairs; ++i) {
+    ours_s.push_back(fastest_seconds(device, reps, ours));
+    other_s.push_back(other());
+    ratios.push_back(other_s.back() / ours_s.back());
+  }
+  return {median(ours_s), median(other_s), median(ratios)};
+}
+
+// A 3x3, padding-1 conv layer's forward and backward on a fixed dy, with its
+// weight and bias trained (plain, as bench_conv) or frozen under a ConvLoRA
+// adapter of rank 4 (adapted, as the lora method trains a later task and as
+// layers::Conv2d::forward composes it: conv2d(x, W + s * reshape(B A), b)).
+// The adapted layer's backward is the convolution's, then the adapter's from
+// the effective weight's gradient dW (sum(W_eff * dW) routes dW into A and B
+// through the adapter's own ops; it reduces a weight-sized tensor only).
+std::function<void()> conv_layer_step(Device device, const ConvLayer& layer, int64_t batch, bool adapted) {
+  Generator gen(5);
+  const int64_t c = layer.in_channels, oc = layer.out_channels, s = layer.size;
+  const Tensor x = random_tensor({batch, c, s, s}, gen, device).set_requires_grad(layer.input_grad);
+  const Tensor w = random_tensor({oc, c, 3, 3}, gen, device).set_requires_grad(!adapted);
+  const Tensor b = random_tensor({oc}, gen, device).set_requires_grad(!adapted);
+  const Tensor dy = random_tensor({batch, oc, s, s}, gen, device);
+  const Conv2dOptions pad1{1, 1, 1, 1};
+  if (!adapted)
+    return [=] { conv2d(x, w, b, pad1).impl()->grad_fn->backward(dy); };
+  auto adapter = std::make_shared<layers::ConvLoRA>(c, oc, 3, 4, 1.0, &gen);
+  adapter->to(device);
+  return [=] {
+    const Tensor effective = adapter->forward(w);
+    conv2d(x, effective, b, pad1).impl()->grad_fn->backward(dy);
+    const Tensor dw(std::move(effective.impl()->grad));
+    sum(mul(effective, dw)).backward();
+  };
 }
 
 // --data-parallel: the training figure alone, printed by rank 0.
@@ -211,7 +296,8 @@ int bench_data_parallel(Device device, int64_t batch, int reps, bool as_json) {
 int main(int argc, char** argv) {
   CLI::App app{"Measure SGEMM, conv2d and small-CNN training throughput of the engine."};
   experiments::add_standard_options(app, "bench", "bench --threads 2 --device cpu --json");
-  bool as_json = false, quick = false, data_parallel = false, models = false;
+  bool as_json = false, quick = false, data_parallel = false, models = false, compare_torch = false;
+  std::string python = "python3", torch_script = "scripts/torch_bench.py";
   int threads = 0;
   std::string device_name = "cpu";
   app.add_flag("--json", as_json, "print one JSON object instead of text");
@@ -221,6 +307,13 @@ int main(int argc, char** argv) {
   app.add_flag("--models", models,
                "also train layers-built sena32 and vgg19_bn_compact (no avgpool) at 32x32, batch 128 (on by default "
                "with --device cuda)");
+  app.add_flag("--compare-torch", compare_torch,
+               "time PyTorch's training steps (small CNN, sena32; with --models also vgg19_bn and "
+               "vgg19_bn_compact; batch 64, Adam) alternately with ours, 3 pairs, and report the median speed "
+               "ratio (null without torch)");
+  app.add_option("--python", python, "the Python interpreter for --compare-torch")->capture_default_str();
+  app.add_option("--torch-script", torch_script, "scripts/torch_bench.py, for --compare-torch")
+      ->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")
       ->check(CLI::Range(int64_t{0}, tool::kMaxThreads))->capture_default_str();
   app.add_option("--device", device_name, "cpu or cuda")
@@ -254,13 +347,18 @@ int main(int argc, char** argv) {
       std::printf("SGEMM 2048x2048: %.1f GFLOP/s\n", sgemm);
       if (out.contains("sgemm_4096_tflops"))
         std::printf("SGEMM 4096x4096: %.2f TFLOP/s\n", out["sgemm_4096_tflops"].get<double>());
-      std::printf("conv2d 3x3 pad 1, batch %lld, forward+backward (x, weight, bias grads):\n",
+      std::printf("conv2d 3x3 pad 1, batch %lld, forward+backward (x, weight, bias grads; a first "
+                  "layer's x, being data, none):\n",
                   static_cast<long long>(batch));
       std::fflush(stdout);
     }
 
-    const std::vector<ConvLayer> layers = {
-        {"64->64 at 32x32", 64, 32}, {"128->128 at 16x16", 128, 16}, {"256->256 at 8x8", 256, 8}};
+    // The first layers of sena32 / the small CNN and of VGG, then VGG's inner sizes.
+    const std::vector<ConvLayer> layers = {{"first 3->32 at 32x32", 3, 32, 32, false},
+                                           {"first 3->64 at 32x32", 3, 64, 32, false},
+                                           {"64->64 at 32x32", 64, 64, 32},
+                                           {"128->128 at 16x16", 128, 128, 16},
+                                           {"256->256 at 8x8", 256, 256, 8}};
     out["conv"] = json::array();
     for (const ConvLayer& layer : layers) {
       const ConvResult r = bench_conv(device, layer, batch, reps);
@@ -270,7 +368,7 @@ int main(int argc, char** argv) {
                              {"forward_ms", r.forward_s * 1e3},
                              {"backward_ms", r.backward_s * 1e3}});
       if (!as_json) {
-        std::printf("  %-18s %7.1f GFLOP/s = %.2f of SGEMM (forward %.1f ms, backward %.1f ms)\n",
+        std::printf("  %-20s %7.1f GFLOP/s = %.2f of SGEMM (forward %.1f ms, backward %.1f ms)\n",
                     layer.name.c_str(), r.gflops, r.gflops / sgemm, r.forward_s * 1e3,
                     r.backward_s * 1e3);
         std::fflush(stdout);
@@ -296,6 +394,67 @@ int main(int argc, char** argv) {
                       "peak RSS %.0f MiB\n",
                       arch.c_str(), static_cast<long long>(model_batch), r.images_per_s,
                       r.peak_rss_mib);
+          std::fflush(stdout);
+        }
+      }
+    }
+    const int pairs = quick ? 1 : 3;
+    // An adapted layer's forward + backward over the plain layer's.
+    out["lora_conv_cost"] = json::array();
+    if (!as_json) std::printf("ConvLoRA (rank 4) adapted conv layer, forward+backward over the plain layer's "
+                              "(median of %d alternating pairs):\n", pairs);
+    for (const ConvLayer& layer : layers) {
+      const std::function<void()> plain = conv_layer_step(device, layer, batch, false);
+      const std::function<void()> adapted = conv_layer_step(device, layer, batch, true);
+      plain();  // warm-up
+      const PairedTiming t = time_alternately(device, pairs, reps, adapted,
+                                              [&] { return fastest_seconds(device, reps, plain); });
+      // t.ratio is plain over adapted: its inverse is the adapter's cost.
+      out["lora_conv_cost"].push_back({{"name", layer.name}, {"plain_ms", t.other_s * 1e3},
+                                       {"adapted_ms", t.ours_s * 1e3}, {"adapted_over_plain", 1 / t.ratio}});
+      if (!as_json) {
+        std::printf("  %-20s %.2fx (plain %.1f ms, adapted %.1f ms)\n", layer.name.c_str(), 1 / t.ratio,
+                    t.other_s * 1e3, t.ours_s * 1e3);
+        std::fflush(stdout);
+      }
+    }
+
+    if (compare_torch) {
+      std::string why_not;
+      std::optional<experiments::TorchPeer> torch =
+          experiments::TorchPeer::start(python, torch_script, num_threads(), why_not);
+      out["torch"] = torch ? json(torch->version()) : json(nullptr);
+      if (!torch) {
+        out["torch_unavailable"] = why_not;
+        std::cerr << "bench: --compare-torch: PyTorch is not available (" << why_not << "): no ratios\n";
+      } else if (!as_json) {
+        std::printf("against %s, batch 64, Adam, median of %d alternating pairs (ratio > 1: ours faster):\n",
+                    torch->version().c_str(), pairs);
+        std::fflush(stdout);
+      }
+      const int64_t compare_batch = 64;
+      const std::unique_ptr<Communicator> one_process = make_single_process_communicator();
+      std::vector<std::string> networks = {"small_cnn", "sena32"};
+      if (models) networks.insert(networks.end(), {"vgg19_bn", "vgg19_bn_compact"});
+      for (const std::string& network : networks) {
+        json& entry = out["torch_ratio"][network];
+        if (!torch) {
+          entry = nullptr;
+          continue;
+        }
+        const int step_reps = network.rfind("vgg", 0) == 0 ? 2 : reps;
+        const std::function<void()> ours =
+            network == "small_cnn" ? small_cnn_step(device, compare_batch, *one_process)
+                                   : model_step(device, network, compare_batch);
+        const PairedTiming t = time_alternately(device, pairs, step_reps, ours, [&] {
+          return torch->step_seconds(network, compare_batch, step_reps);
+        });
+        entry = t.ratio;
+        out["torch_images_per_s"][network] = {{"ours", compare_batch / t.ours_s},
+                                              {"torch", compare_batch / t.other_s}};
+        if (!as_json) {
+          std::printf("  %-18s %.2fx (ours %.0f images/s, torch %.0f)\n", network.c_str(), t.ratio,
+                      compare_batch / t.ours_s, compare_batch / t.other_s);
           std::fflush(stdout);
         }
       }

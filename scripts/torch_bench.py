@@ -1,17 +1,91 @@
 #!/usr/bin/env python3
-"""Optional: the same small-CNN training step as `bench` (issue 3), in PyTorch's
-CPU build, for a speed comparison on the same machine and thread count.
+"""Optional: the training steps of `bench` in PyTorch's CPU build, for a speed
+comparison on the same machine and thread count.
 
-    python3 scripts/torch_bench.py [--threads N] [--reps R]
+    python3 scripts/torch_bench.py [--threads N] [--reps R] [--network small_cnn]
+    python3 scripts/torch_bench.py --serve --threads N   (driven by bench --compare-torch)
 
-Needs Debian's python3-torch (apt-get install python3-torch); nothing in the
-build or the tests uses it.
+Networks (32x32x3 input, 10 classes, Adam 1e-3, cross-entropy): small_cnn (as
+bench.cpp's), sena32, vgg19_bn (torchvision's layout, with its 7x7 average
+pool) and vgg19_bn_compact (no average pool), the last three as
+scripts/compare_with_torch.py builds them.
+
+--serve reads lines "NETWORK BATCH REPS" and answers each with the seconds of
+the fastest of REPS steps (experiments/torch_peer.h). Needs Debian's
+python3-torch (apt-get install python3-torch); nothing in the build or the
+tests uses it.
 """
 import argparse
+import os
+import sys
 import time
 
-import torch
-import torch.nn as nn
+try:
+    import torch
+    import torch.nn as nn
+except ImportError as e:
+    if "--serve" in sys.argv:
+        print(f"unavailable: {e}", flush=True)
+        sys.exit(0)
+    raise
+
+NETWORKS = ("small_cnn", "sena32", "vgg19_bn", "vgg19_bn_compact")
+
+
+def make_network(name):
+    if name == "small_cnn":
+        # conv3x3(3->32) relu conv3x3(32->32) relu maxpool(3, s2) conv3x3(32->64) relu
+        # conv3x3(64->64) relu flatten linear(5184->512) linear(512->10), as bench.cpp.
+        return nn.Sequential(
+            nn.Conv2d(3, 32, 3), nn.ReLU(), nn.Conv2d(32, 32, 3), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
+            nn.Linear(5184, 512), nn.Linear(512, 10))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from compare_with_torch import make_model
+    return make_model(name, 32, 32, 3, 10)
+
+
+class Step:
+    """One network's training step on fixed random data: forward, loss, backward, Adam."""
+
+    def __init__(self, name, batch):
+        torch.manual_seed(3)
+        self.model = make_network(name)
+        self.model.train()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.x = torch.rand(batch, 3, 32, 32) * 2 - 1
+        self.y = torch.randint(0, 10, (batch,))
+        self.loss_fn = nn.CrossEntropyLoss()
+        self()  # warm-up
+
+    def __call__(self):
+        self.optimizer.zero_grad()
+        self.loss_fn(self.model(self.x), self.y).backward()
+        self.optimizer.step()
+
+    def best_seconds(self, reps):
+        best = float("inf")
+        for _ in range(reps):
+            start = time.perf_counter()
+            self()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+
+def serve():
+    print(f"ready torch {torch.__version__} threads {torch.get_num_threads()}", flush=True)
+    steps = {}
+    for line in sys.stdin:
+        try:
+            name, batch, reps = line.split()
+            if name not in NETWORKS:
+                raise ValueError(f"unknown network {name!r} (expected one of {', '.join(NETWORKS)})")
+            key = (name, int(batch))
+            if key not in steps:
+                steps[key] = Step(name, int(batch))
+            print(f"{steps[key].best_seconds(int(reps)):.9g}", flush=True)
+        except Exception as e:  # told to bench, which names the network
+            print(f"error: {e}", flush=True)
 
 
 def main():
@@ -19,33 +93,18 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="0: all cores")
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--network", default="small_cnn", choices=NETWORKS)
+    parser.add_argument("--serve", action="store_true", help="answer bench --compare-torch's requests")
     args = parser.parse_args()
+    if args.threads < 0 or args.reps < 1 or args.batch < 1:
+        parser.error("--threads must be >= 0, --reps and --batch >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(3)
-    # conv3x3(3->32) relu conv3x3(32->32) relu maxpool(3, s2) conv3x3(32->64) relu
-    # conv3x3(64->64) relu flatten linear(5184->512) linear(512->10), as bench.cpp.
-    model = nn.Sequential(
-        nn.Conv2d(3, 32, 3), nn.ReLU(), nn.Conv2d(32, 32, 3), nn.ReLU(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
-        nn.Linear(5184, 512), nn.Linear(512, 10))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.rand(args.batch, 3, 32, 32) * 2 - 1
-    y = torch.randint(0, 10, (args.batch,))
-    loss_fn = nn.CrossEntropyLoss()
-
-    def step():
-        optimizer.zero_grad()
-        loss_fn(model(x), y).backward()
-        optimizer.step()
-
-    step()  # warm-up
-    best = float("inf")
-    for _ in range(args.reps):
-        start = time.perf_counter()
-        step()
-        best = min(best, time.perf_counter() - start)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads: small CNN training step "
+    if args.serve:
+        serve()
+        return
+    best = Step(args.network, args.batch).best_seconds(args.reps)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads: {args.network} training step "
           f"(batch {args.batch}, Adam): {args.batch / best:.0f} images/s ({best * 1e3:.1f} ms/step)")
 
 
