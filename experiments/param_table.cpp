@@ -20,12 +20,16 @@
 #include "experiments/common/tool.h"
 #include "layers/continual_model.h"
 #include "layers/models.h"
+#include "layers/progressive.h"
 
 namespace {
 
+// A row is counted either on a ContinualModel built with `options` or, for
+// pnn (not a ContinualModel method), on a ProgressiveNetwork of `pnn_width`.
 struct Row {
   std::string method, detail;
   layers::ContinualOptions options;
+  double pnn_width = 0;  // > 0: a pnn row
 };
 
 std::string with_separators(int64_t n, bool plain) {
@@ -50,6 +54,20 @@ TaskCounts new_per_task(const std::string& arch, const layers::InputShape& input
   model.add_task(classes);
   const layers::ParameterCounts after = model.counts();
   return {after, after.total - before};
+}
+
+// pnn: task 1's column and its laterals from column 0, all of which it trains and stores.
+TaskCounts pnn_new_per_task(const std::string& arch, const layers::InputShape& input, int64_t classes, double width) {
+  layers::ProgressiveNetwork network(*layers::make_model(arch, input, classes, {0, false}), width);
+  network.add_column(classes, nullptr);  // uninitialised: counted, never run
+  const layers::ParameterCounts before = layers::count_parameters(network);
+  network.add_column(classes, nullptr);
+  const layers::ParameterCounts after = layers::count_parameters(network);
+  layers::ParameterCounts added;
+  added.trainable_features = after.features - before.features;
+  added.trainable_classifier = after.classifier - before.classifier;
+  added.trainable = added.trainable_features + added.trainable_classifier;
+  return {added, added.trainable};
 }
 
 }  // namespace
@@ -127,8 +145,13 @@ int main(int argc, char** argv) {
           });
     add("sena", "SenaCNN: second half of the layers per task", [](auto& o) { o.method = layers::Method::sena; });
     add("separate", "a whole network per task", [](auto& o) { o.method = layers::Method::separate; });
-    add("naive", "every layer trains; a head block stored (ewc, lwf, replay too)",
+    add("naive", "every layer trains; a head block stored (ewc, lwf, replay, packnet too: packnet trains only "
+                 "the weights no earlier task kept)",
         [](auto& o) { o.method = layers::Method::naive; });
+    for (double width : {1.0, 0.5})
+      rows.push_back({"pnn-" + layers::repr_number(width),
+                      "a new column at width " + layers::repr_number(width) + " + laterals from 1 earlier column",
+                      {}, width});
 
     std::cout << "arch " << arch << ", input " << layers::to_string(input) << ", " << classes
               << " classes per task; base model " << with_separators(base, plain) << " parameters\n"
@@ -140,7 +163,8 @@ int main(int argc, char** argv) {
               << std::setw(14) << "classifier" << std::setw(14) << "total" << std::setw(10) << "% base"
               << std::setw(14) << "stored anew" << "  details\n";
     for (const Row& row : rows) {
-      const TaskCounts counts = new_per_task(arch, input, classes, row.options);
+      const TaskCounts counts = row.pnn_width > 0 ? pnn_new_per_task(arch, input, classes, row.pnn_width)
+                                                  : new_per_task(arch, input, classes, row.options);
       const layers::ParameterCounts& c = counts.trained;
       std::ostringstream percent;
       percent << std::fixed << std::setprecision(2) << 100.0 * static_cast<double>(c.trainable) / static_cast<double>(base);

@@ -115,8 +115,8 @@ ProgressiveNetwork::ProgressiveNetwork(const Module& layout, double width) : wid
       const int64_t in = channels == 0 ? conv->in_channels() : column_channels;  // the image's channels are kept
       const int64_t out = scaled(conv->out_channels(), leaf);
       layer.make = [in, out, kernel = conv->kernel(), stride = conv->stride(), padding = conv->padding(),
-                    bias = conv->bias().defined()](int64_t, engine::Generator& gen) {
-        return std::make_shared<Conv2d>(in, out, kernel, stride, padding, bias, &gen);
+                    bias = conv->bias().defined()](int64_t, engine::Generator* gen) {
+        return std::make_shared<Conv2d>(in, out, kernel, stride, padding, bias, gen);
       };
       layer.lateral = first_weighted ? LayerPlan::Lateral::none : LayerPlan::Lateral::into_input;
       layer.in = in;
@@ -127,7 +127,7 @@ ProgressiveNetwork::ProgressiveNetwork(const Module& layout, double width) : wid
       if (flattened || bn->channels() != channels)
         refuse(leaf, "it normalises " + std::to_string(bn->channels()) + " channels, the layer before gives " +
                          (flattened ? std::string("flat features") : std::to_string(channels)));
-      layer.make = [c = column_channels, eps = bn->eps(), momentum = bn->momentum()](int64_t, engine::Generator&) {
+      layer.make = [c = column_channels, eps = bn->eps(), momentum = bn->momentum()](int64_t, engine::Generator*) {
         return std::make_shared<BatchNorm2d>(c, eps, momentum);
       };
     } else if (const auto* linear = dynamic_cast<const Linear*>(&m)) {
@@ -150,8 +150,8 @@ ProgressiveNetwork::ProgressiveNetwork(const Module& layout, double width) : wid
       const bool output = i + 1 == leaves.size();
       const int64_t out = output ? 0 : scaled(linear->out_features(), leaf);
       const bool bias = linear->bias().defined();
-      layer.make = [in, out, bias](int64_t classes, engine::Generator& gen) {
-        return std::make_shared<Linear>(in, out == 0 ? classes : out, bias, &gen);
+      layer.make = [in, out, bias](int64_t classes, engine::Generator* gen) {
+        return std::make_shared<Linear>(in, out == 0 ? classes : out, bias, gen);
       };
       layer.lateral = first_weighted ? LayerPlan::Lateral::none : LayerPlan::Lateral::onto_output;
       layer.in = in;
@@ -161,14 +161,14 @@ ProgressiveNetwork::ProgressiveNetwork(const Module& layout, double width) : wid
       first_weighted = false;
     } else if (const auto* dropout = dynamic_cast<const Dropout*>(&m)) {
       // Each column's dropout draws its own masks.
-      layer.make = [p = dropout->p()](int64_t, engine::Generator& gen) {
-        return std::make_shared<Dropout>(p, gen.next_u64());
+      layer.make = [p = dropout->p()](int64_t, engine::Generator* gen) {
+        return std::make_shared<Dropout>(p, gen ? gen->next_u64() : 0);
       };
     } else if (dynamic_cast<const ReLU*>(&m) || dynamic_cast<const MaxPool2d*>(&m) ||
                dynamic_cast<const AvgPool2d*>(&m) || dynamic_cast<const AdaptiveAvgPool2d*>(&m) ||
                dynamic_cast<const Flatten*>(&m)) {
       if (dynamic_cast<const Flatten*>(&m)) flattened = true;
-      layer.make = [prototype = m.clone()](int64_t, engine::Generator&) { return prototype->clone(); };
+      layer.make = [prototype = m.clone()](int64_t, engine::Generator*) { return prototype->clone(); };
     } else {
       refuse(leaf, "columns are built from Conv2d, BatchNorm2d, ReLU, Dropout, MaxPool2d, AvgPool2d, "
                    "AdaptiveAvgPool2d, Flatten and Linear layers in Sequentials");
@@ -181,7 +181,7 @@ std::string ProgressiveNetwork::lateral_name(int64_t column, int64_t from, const
   return "column" + std::to_string(column) + ".lateral" + std::to_string(from) + "." + path;
 }
 
-int64_t ProgressiveNetwork::add_column(int64_t classes, engine::Generator& gen) {
+int64_t ProgressiveNetwork::add_column(int64_t classes, engine::Generator* gen) {
   if (classes <= 0)
     throw std::invalid_argument("ProgressiveNetwork::add_column: classes must be positive, got " +
                                 std::to_string(classes));
@@ -197,10 +197,10 @@ int64_t ProgressiveNetwork::add_column(int64_t classes, engine::Generator& gen) 
       switch (layer.lateral) {
         case LayerPlan::Lateral::none: continue;
         case LayerPlan::Lateral::into_input:
-          lateral = std::make_shared<Conv2d>(layer.in, layer.in, 1, 1, 0, false, &gen);
+          lateral = std::make_shared<Conv2d>(layer.in, layer.in, 1, 1, 0, false, gen);
           break;
         case LayerPlan::Lateral::onto_output:
-          lateral = std::make_shared<Linear>(layer.in, layer.out == 0 ? classes : layer.out, false, &gen);
+          lateral = std::make_shared<Linear>(layer.in, layer.out == 0 ? classes : layer.out, false, gen);
           break;
       }
       lateral->set_owner_task(k);

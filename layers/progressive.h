@@ -59,9 +59,10 @@ class ProgressiveNetwork final : public Module {
 
   // Freezes every existing column and lateral, then adds column
   // num_columns() with `classes` outputs and its laterals from every earlier
-  // column, initialised from `gen` (PyTorch's defaults), in training mode,
-  // owned by its task. Returns the column's index.
-  int64_t add_column(int64_t classes, engine::Generator& gen);
+  // column, initialised from `gen` (PyTorch's defaults; null: left
+  // uninitialised, for counting), in training mode, owned by its task.
+  // Returns the column's index.
+  int64_t add_column(int64_t classes, engine::Generator* gen);
   int64_t num_columns() const { return static_cast<int64_t>(columns_.size()); }
   int64_t classes(int64_t column) const;
   int64_t total_classes() const;
@@ -86,7 +87,7 @@ class ProgressiveNetwork final : public Module {
     int64_t in = 0;   // channels (conv) or features (dense) of its input in every column
     int64_t out = 0;  // dense: features of its output in every column; 0 for the output layer (the column's classes)
     // A new layer of a column with `classes` outputs (used by the output layer).
-    std::function<std::shared_ptr<Module>(int64_t classes, engine::Generator& gen)> make;
+    std::function<std::shared_ptr<Module>(int64_t classes, engine::Generator* gen)> make;
   };
   // A column's modules, found by name among the children.
   struct Column {

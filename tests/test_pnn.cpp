@@ -151,8 +151,8 @@ BOOST_AUTO_TEST_CASE(gradient_check_of_a_two_column_forward) {
   auto layout = layers::make_model("2,M,3:bn:fc=4:dropout=0", {4, 4, 1}, 2, {0, false});
   layers::ProgressiveNetwork network(*layout, 1.0);
   engine::Generator gen(11);
-  network.add_column(2, gen);
-  network.add_column(3, gen);
+  network.add_column(2, &gen);
+  network.add_column(3, &gen);
   network.to(engine::DType::f64);
   network.train_newest_column(true);
   engine::Generator inputs_gen(5);

@@ -14,7 +14,7 @@ std::vector<Tensor> Pnn::begin_task(int64_t task, const std::vector<int64_t>& cl
     throw std::logic_error("pnn: task " + std::to_string(task) + " begun after " +
                            std::to_string(network_->num_columns()) + " tasks");
   const layers::ParameterCounts before = layers::count_parameters(*network_);
-  network_->add_column(static_cast<int64_t>(classes.size()), gen_);
+  network_->add_column(static_cast<int64_t>(classes.size()), &gen_);
   network_->to(device_);
   const layers::ParameterCounts after = layers::count_parameters(*network_);
   new_params_.push_back({after.features - before.features, after.classifier - before.classifier});
