@@ -280,6 +280,26 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(sum_all_partials_match_cpu, T, FloatTypes) {
   BOOST_TEST(reduction_blocks(300000) == kMaxReductionBlocks);
 }
 
+// The span both im2col schedules use: exactly the output columns whose input
+// column o*stride - pad + k lies in the image, counted one by one.
+BOOST_AUTO_TEST_CASE(im2col_valid_outputs_is_the_inside_columns) {
+  for (int64_t size = 1; size <= 7; ++size)
+    for (int64_t k = 0; k < 5; ++k)
+      for (int64_t stride = 1; stride <= 3; ++stride)
+        for (int64_t pad = 0; pad <= 3; ++pad)
+          for (int64_t outputs = 0; outputs <= 9; ++outputs) {
+            const Range got = im2col_valid_outputs(k, stride, pad, size, outputs);
+            BOOST_TEST_CONTEXT("size " << size << " k " << k << " stride " << stride << " pad " << pad
+                                       << " outputs " << outputs) {
+              BOOST_TEST((0 <= got.begin && got.begin <= got.end && got.end <= outputs));
+              for (int64_t o = 0; o < outputs; ++o) {
+                const int64_t i = o * stride - pad + k;
+                BOOST_TEST((i >= 0 && i < size) == (got.begin <= o && o < got.end), "output " << o);
+              }
+            }
+          }
+}
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(im2col_and_col2im_match_cpu, T, FloatTypes) {
   Generator gen(6);
   for (const Window2d& g : geometries()) {

@@ -9,25 +9,9 @@
 #include <cstring>
 
 #include "engine/cpu/cpu_kernels.h"
+#include "engine/kernels/window_bodies.h"
 
 namespace engine::cpu {
-
-namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// The output columns [begin, end) whose input column ow*stride - pad + k lies
-// inside [0, width); the others read padding.
-struct ValidRange {
-  int64_t begin, end;
-};
-ValidRange valid_outputs(int64_t k, int64_t stride, int64_t pad, int64_t width, int64_t outputs) {
-  const int64_t begin = std::min(outputs, ceil_div(std::max<int64_t>(0, pad - k), stride));
-  const int64_t end = std::clamp(ceil_div(std::max<int64_t>(0, width + pad - k), stride), begin, outputs);
-  return {begin, end};
-}
-
-}  // namespace
 
 // x (C,H,W) of one image -> cols (C*KH*KW, OH*OW); zero in the padding. Overwrites.
 template <class T>
@@ -40,7 +24,7 @@ void CpuKernels<T>::im2col(const Window2d& g, const T* x, T* cols) const {
     const int64_t kh = row / g.kernel_w % g.kernel_h;
     const int64_t c = row / (g.kernel_w * g.kernel_h);
     const T* plane = x + c * g.height * g.width;
-    const ValidRange cols_in = valid_outputs(kw, g.stride_w, g.pad_w, g.width, out_w);
+    const kernels::Range cols_in = kernels::im2col_valid_outputs(kw, g.stride_w, g.pad_w, g.width, out_w);
     T* out = cols + row * out_h * out_w;
     for (int64_t oh = 0; oh < out_h; ++oh, out += out_w) {
       const int64_t ih = oh * g.stride_h - g.pad_h + kh;
@@ -75,7 +59,7 @@ void CpuKernels<T>::col2im(const Window2d& g, const T* cols, T* dx) const {
     for (int64_t kh = 0; kh < g.kernel_h; ++kh) {
       for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
         const int64_t row = (c * g.kernel_h + kh) * g.kernel_w + kw;
-        const ValidRange cols_in = valid_outputs(kw, g.stride_w, g.pad_w, g.width, out_w);
+        const kernels::Range cols_in = kernels::im2col_valid_outputs(kw, g.stride_w, g.pad_w, g.width, out_w);
         const T* src = cols + row * out_h * out_w;
         for (int64_t oh = 0; oh < out_h; ++oh, src += out_w) {
           const int64_t ih = oh * g.stride_h - g.pad_h + kh;

@@ -9,7 +9,8 @@
 // pixel visits the windows that contain it, in the order the CPU scatters into
 // it: window rows, then columns, ascending), since GPU threads cannot scatter
 // into shared pixels without atomics; im2col / col2im on the CPU copy whole
-// rows (engine/cpu/conv_kernels.cpp). tests/test_cuda_kernels.cpp runs every
+// rows (engine/cpu/conv_kernels.cpp) over the span im2col_valid_outputs gives,
+// which the GPU's one-element bodies test. tests/test_cuda_kernels.cpp runs every
 // body over an emulated grid against the CPU backend.
 #pragma once
 
@@ -70,6 +71,19 @@ ENGINE_HOST_DEVICE inline Range adaptive_covering(int64_t i, int64_t outputs, in
   return {i * outputs / size, ((i + 1) * outputs + size - 1) / size};
 }
 
+// The output columns [begin, end) of an im2col row of kernel offset k whose
+// input column o*stride - pad + k lies inside [0, size); the others read
+// padding. The CPU copies each row's span at once, the GPU tests one column.
+ENGINE_HOST_DEVICE inline Range im2col_valid_outputs(int64_t k, int64_t stride, int64_t pad, int64_t size,
+                                                     int64_t outputs) {
+  const int64_t first = pad - k > 0 ? pad - k : 0;         // smallest o*stride allowed
+  const int64_t last = size + pad - k > 0 ? size + pad - k : 0;  // o*stride must stay below it
+  int64_t begin = (first + stride - 1) / stride, end = (last + stride - 1) / stride;
+  begin = begin < outputs ? begin : outputs;
+  end = end < begin ? begin : (end < outputs ? end : outputs);
+  return {begin, end};
+}
+
 // x (C,H,W) -> cols (C*KH*KW, OH*OW); i indexes cols. Row (c*KH + kh)*KW + kw,
 // column oh*OW + ow holds x[c, oh*SH - PH + kh, ow*SW - PW + kw], 0 in the padding.
 template <class T>
@@ -82,7 +96,8 @@ struct Im2col {
     const int64_t kw = row % g.kernel_w, kh = row / g.kernel_w % g.kernel_h;
     const int64_t c = row / (g.kernel_w * g.kernel_h);
     const int64_t ih = oh * g.stride_h - g.pad_h + kh, iw = ow * g.stride_w - g.pad_w + kw;
-    const bool inside = ih >= 0 && ih < g.height && iw >= 0 && iw < g.width;
+    const Range columns = im2col_valid_outputs(kw, g.stride_w, g.pad_w, g.width, g.out_w);
+    const bool inside = ih >= 0 && ih < g.height && ow >= columns.begin && ow < columns.end;
     cols[i] = inside ? x[(c * g.height + ih) * g.width + iw] : T(0);
   }
 };
