@@ -203,6 +203,9 @@ BOOST_AUTO_TEST_CASE(earlier_tasks_stay_bit_identical_and_masks_are_disjoint,
 
   // The kept models rebuild every task's network: the last row again, bit for bit.
   auto fresh = make_learner(c, "packnet", small_data(), 0);
+  // Each task's network is its own mask: no argmax over every class without task inference.
+  BOOST_TEST(fresh->path_depends_on_task());
+  BOOST_TEST(!result.class_il_acc.has_value());
   restore_finished_tasks(*fresh, small_data(), c.out, cell_name("packnet", 0), 3);
   for (int64_t t = 0; t < 3; ++t)
     BOOST_TEST(task_accuracy(*fresh, small_data(), t, engine::Device::cpu) == result.accuracy_matrix.back()[t]);

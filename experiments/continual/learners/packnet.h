@@ -45,6 +45,9 @@ class PackNet final : public WrappedLearner {
   // Through the weights of tasks 0..task only. For a task before the newest
   // this is evaluation only: it needs a NoGradGuard (std::logic_error else).
   engine::Tensor forward(const engine::Tensor& images, int64_t task, bool training) override;
+  // Task t's network is masked to the weights of tasks 0..t: no single path
+  // (the naive network it wraps would say otherwise).
+  bool path_depends_on_task() const override { return true; }
   // Puts back every weight this phase of `task` does not train: the earlier
   // tasks' and, while retraining, the pruned ones.
   void after_step(int64_t task) override;
