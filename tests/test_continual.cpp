@@ -37,24 +37,17 @@
 #include "experiments/continual/trainer.h"
 #include "layers/models.h"
 #include "tests/preconditions.h"
+#include "tests/temp_dir.h"
 
 using namespace continual;
 namespace fs = std::filesystem;
 
 namespace {
 
+using testing::TempDir;
+
 using testing::fashion_mnist_present;
 using testing::kFashionMnistDir;
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() / ("continual-e2e-" + tag + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 constexpr int64_t kTrainImages = 160, kBatch = 32;
 constexpr int64_t kBatchesPerEpoch = (kTrainImages + kBatch - 1) / kBatch;
@@ -184,7 +177,7 @@ BOOST_AUTO_TEST_CASE(class_incremental_counts_on_hand_made_logits) {
 // first task is untrained in both for every method.
 BOOST_AUTO_TEST_CASE(forward_transfer_of_separate_is_exactly_zero,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("fwt");
+  TempDir dir("continual-e2e-fwt");
   RunConfig c = small_config(dir.path);
   c.epochs = 1;
   const CellResult separate = run_method(c, "separate");
@@ -203,7 +196,7 @@ BOOST_AUTO_TEST_CASE(forward_transfer_of_separate_is_exactly_zero,
 
 BOOST_AUTO_TEST_CASE(adapters_and_sena_never_forget_naive_does,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("forget");
+  TempDir dir("continual-e2e-forget");
   const RunConfig c = small_config(dir.path);
   for (const std::string method : {"lora", "cp-lora", "sena"}) {
     const CellResult r = run_method(c, method);
@@ -231,7 +224,7 @@ BOOST_AUTO_TEST_CASE(adapters_and_sena_never_forget_naive_does,
 
 BOOST_AUTO_TEST_CASE(resume_after_a_kill_gives_identical_numbers,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir whole("whole"), killed("killed");
+  TempDir whole("continual-e2e-whole"), killed("killed");
   RunConfig c = small_config(whole.path);
   c.tasks = 5;
   const CellResult reference = run_method(c, "lora");
@@ -287,7 +280,7 @@ BOOST_AUTO_TEST_CASE(resume_after_a_kill_gives_identical_numbers,
 // reloads them and reproduces results.json's last rows bit for bit.
 BOOST_AUTO_TEST_CASE(kept_models_reevaluate_to_the_same_bits,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("kept");
+  TempDir dir("continual-e2e-kept");
   RunConfig c = small_config(dir.path);
   c.tasks = 3;
   c.class_order = "0,1,2,3,4,5";
@@ -385,7 +378,7 @@ BOOST_AUTO_TEST_CASE(kept_models_reevaluate_to_the_same_bits,
 
 BOOST_AUTO_TEST_CASE(evaluate_refuses_missing_or_misshaped_models_and_other_data,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("evaluate-bad");
+  TempDir dir("continual-e2e-evaluate-bad");
   RunConfig c = small_config(dir.path);
   c.tasks = 2;
   c.class_order = "0,1,2,3";
@@ -447,7 +440,7 @@ BOOST_AUTO_TEST_CASE(evaluate_refuses_missing_or_misshaped_models_and_other_data
 BOOST_AUTO_TEST_CASE(ewc_lwf_and_replay_resume_after_a_kill_give_identical_numbers,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
   for (const std::string method : {"ewc", "lwf", "replay"}) {
-    TempDir whole("whole-" + method), killed("killed-" + method);
+    TempDir whole("continual-e2e-whole-" + method), killed("killed-" + method);
     RunConfig c = small_config(whole.path);
     c.tasks = 2;
     c.class_order = "0,1,2,3";
@@ -471,7 +464,7 @@ BOOST_AUTO_TEST_CASE(ewc_lwf_and_replay_resume_after_a_kill_give_identical_numbe
 // for bit.
 BOOST_AUTO_TEST_CASE(ewc_lwf_and_replay_are_naive_plus_their_loss_term,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("families");
+  TempDir dir("continual-e2e-families");
   RunConfig c = small_config(dir.path);
   c.tasks = 2;
   c.class_order = "0,1,2,3";
@@ -522,7 +515,7 @@ BOOST_AUTO_TEST_CASE(replay_memory_is_class_balanced_seeded_and_of_training_imag
 
 BOOST_AUTO_TEST_CASE(nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("nan");
+  TempDir dir("continual-e2e-nan");
   const RunConfig c = small_config(dir.path);
   // Batch 5 of epoch 2 of task 1: epoch 1 has been checkpointed.
   auto faulty = std::make_unique<FaultyLearner>(make_learner(c, "naive", small_data(), 0), kBatchesPerEpoch + 5,
@@ -547,7 +540,7 @@ BOOST_AUTO_TEST_CASE(nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoin
 BOOST_AUTO_TEST_CASE(nan_weight_reaches_the_loss_and_stops_training,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
   // The NaN must pass relu and pooling (it did not when relu(NaN) was 0).
-  TempDir dir("nan-weight");
+  TempDir dir("continual-e2e-nan-weight");
   const RunConfig c = small_config(dir.path);
   auto faulty = std::make_unique<FaultyLearner>(make_learner(c, "naive", small_data(), 0),
                                                 kBatchesPerEpoch + 2, FaultyLearner::Fault::nan_weight);
@@ -564,7 +557,7 @@ BOOST_AUTO_TEST_CASE(nan_weight_reaches_the_loss_and_stops_training,
 
 BOOST_AUTO_TEST_CASE(two_shards_merged_equal_one_process,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir one("one"), sharded("sharded");
+  TempDir one("continual-e2e-one"), sharded("sharded");
   RunConfig c = small_config(one.path);
   c.tasks = 2;
   c.class_order = "0,1,2,3";
@@ -615,7 +608,7 @@ BOOST_AUTO_TEST_CASE(two_shards_merged_equal_one_process,
 
 BOOST_AUTO_TEST_CASE(resume_refuses_a_checkpoint_of_other_settings_naming_them,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("resume-settings");
+  TempDir dir("continual-e2e-resume-settings");
   RunConfig c = small_config(dir.path);
   // Killed in epoch 2 of task 1: epoch 1 is checkpointed.
   auto faulty = std::make_unique<FaultyLearner>(make_learner(c, "lora", small_data(), 0), kBatchesPerEpoch + 2,
@@ -649,7 +642,7 @@ BOOST_AUTO_TEST_CASE(resume_refuses_a_checkpoint_of_other_settings_naming_them,
 
 BOOST_AUTO_TEST_CASE(nan_loss_before_any_checkpoint_does_not_promise_one,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("nan-first");
+  TempDir dir("continual-e2e-nan-first");
   const RunConfig c = small_config(dir.path);
   auto faulty = std::make_unique<FaultyLearner>(make_learner(c, "naive", small_data(), 0), 2, FaultyLearner::Fault::nan);
   std::ostringstream log;
@@ -670,7 +663,7 @@ BOOST_AUTO_TEST_CASE(nan_loss_before_any_checkpoint_does_not_promise_one,
 // not changed for a minute; a live writer's, or a fresh one, stay.
 BOOST_AUTO_TEST_CASE(a_new_run_removes_temporary_files_of_killed_writers,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("leftovers");
+  TempDir dir("continual-e2e-leftovers");
   const pid_t dead = ::fork();
   if (dead == 0) ::_exit(0);
   BOOST_REQUIRE(dead > 0);
@@ -709,7 +702,7 @@ BOOST_AUTO_TEST_CASE(a_new_run_removes_temporary_files_of_killed_writers,
 // Nothing is written when a cell cannot be built: the sweep record came first.
 BOOST_AUTO_TEST_CASE(unbuildable_cells_are_refused_before_any_file_is_written,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("unbuildable");
+  TempDir dir("continual-e2e-unbuildable");
   const fs::path out = dir.path / "out";
   RunConfig c = small_config(out);
   c.methods = {"naive", "lora"};

@@ -29,12 +29,15 @@
 #include "experiments/continual/progress.h"
 #include "experiments/continual/report.h"
 #include "experiments/continual/sweep.h"
+#include "tests/temp_dir.h"
 
 using namespace continual;
 using boost::test_tools::tolerance;
 namespace fs = std::filesystem;
 
 namespace {
+
+using testing::TempDir;
 
 // Three tasks; task 0 goes 0.9 -> 0.7 -> 0.5, task 1 0.8 -> 0.85 (improves).
 const AccuracyMatrix kForgetful = {{0.9}, {0.7, 0.8}, {0.5, 0.85, 0.95}};
@@ -101,16 +104,6 @@ bool well_formed_xml(const std::string& text) {
   }
   return open.empty();
 }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("continual-test-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(reinterpret_cast<uintptr_t>(this)));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 }  // namespace
 
@@ -185,7 +178,7 @@ BOOST_AUTO_TEST_CASE(mean_and_sample_std) {
 }
 
 BOOST_AUTO_TEST_CASE(cell_file_round_trip_and_setting_check) {
-  TempDir dir;
+  TempDir dir("continual-report");
   const CellResult cell = make_cell("lora", 3, kForgetful);
   const nlohmann::json setting = {{"dataset", "fashion-mnist"}, {"lr", 0.001}};
   const fs::path file = cell_file(dir.path, cell_name("lora", 3));
@@ -364,7 +357,7 @@ BOOST_AUTO_TEST_CASE(metrics_csv_per_method_and_seed) {
 }
 
 BOOST_AUTO_TEST_CASE(reports_and_plots_are_written) {
-  TempDir dir;
+  TempDir dir("continual-report");
   const auto summaries = summarise({"naive", "lora"}, {make_cell("naive", 0, kForgetful), make_cell("lora", 0, kForgetful)});
   experiments::record_invocation(2, std::array<char*, 2>{const_cast<char*>("continual"),
                                                          const_cast<char*>("--out=a b")}.data());
@@ -406,7 +399,7 @@ BOOST_AUTO_TEST_CASE(reports_and_plots_are_written) {
 }
 
 BOOST_AUTO_TEST_CASE(svg_holds_one_coloured_series_per_method) {
-  TempDir dir;
+  TempDir dir("continual-report");
   const auto three = summarise({"naive", "lora", "sena"}, {make_cell("naive", 0, kForgetful), make_cell("lora", 0, kForgetful),
                                                           make_cell("sena", 0, kForgetful)});
   write_figures(dir.path, three);
@@ -432,7 +425,7 @@ BOOST_AUTO_TEST_CASE(svg_holds_one_coloured_series_per_method) {
 }
 
 BOOST_AUTO_TEST_CASE(epoch_log_rows_and_resume_without_duplicates) {
-  TempDir dir;
+  TempDir dir("continual-report");
   const fs::path file = epoch_log_file(dir.path, "lora-seed0");
   BOOST_TEST(file.filename().string() == "lora-seed0.csv");
   auto read_lines = [&] {

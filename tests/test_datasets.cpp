@@ -25,11 +25,14 @@
 #include "datasets/task_split.h"
 #include "datasets/transforms.h"
 #include "tests/preconditions.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace datasets;
 
 namespace {
+
+using testing::TempDir;
 
 // The directory holding this test program.
 fs::path program_dir() {
@@ -54,21 +57,6 @@ boost::test_tools::assertion_result golden_present(boost::unit_test::test_unit_i
 
 using testing::fashion_mnist_present;
 using testing::kFashionMnistDir;
-
-// A fresh directory, removed with everything in it at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("test_datasets-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
 
 void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -202,7 +190,7 @@ BOOST_AUTO_TEST_CASE(golden_cifar100_sample_reads_to_its_labels_and_sums,
 // The library path cifar-pack takes; the executable itself is checked below.
 BOOST_AUTO_TEST_CASE(packing_the_golden_folder_reproduces_the_golden_file,
                      *boost::unit_test::precondition(golden_present)) {
-  TempDir dir;
+  TempDir dir("test_datasets");
   const ImageDataset folder = read_image_folder(golden_dir() / "cifar10-folder-sample");
   BOOST_TEST(folder.class_names ==
                  std::vector<std::string>({"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
@@ -249,7 +237,7 @@ int run(const std::string& command) {
 
 BOOST_AUTO_TEST_CASE(cifar_pack_executable_packs_folders_and_reports_bad_input,
                      *boost::unit_test::precondition(cifar_pack_and_golden_present)) {
-  TempDir dir;
+  TempDir dir("test_datasets");
   const std::string pack = cifar_pack_path().string();
   const std::string sample = (golden_dir() / "cifar10-folder-sample").string();
   BOOST_TEST(run(pack + " --order folder " + sample + " " + (dir.path / "folder").string()) == 0);
@@ -285,7 +273,7 @@ BOOST_AUTO_TEST_CASE(cifar_pack_executable_packs_folders_and_reports_bad_input,
 // ------------------------------------------------------- CIFAR written here
 
 BOOST_AUTO_TEST_CASE(cifar_directory_round_trip_with_several_batches_and_names) {
-  TempDir dir;
+  TempDir dir("test_datasets");
   ImageDataset data = synthetic_dataset(10, 3, 3, 32);
   std::vector<int64_t> first(15), second(15);
   std::iota(first.begin(), first.end(), 0);
@@ -319,7 +307,7 @@ BOOST_AUTO_TEST_CASE(cifar_directory_round_trip_with_several_batches_and_names) 
 }
 
 BOOST_AUTO_TEST_CASE(cifar_bad_files_name_the_file_and_record) {
-  TempDir dir;
+  TempDir dir("test_datasets");
   const ImageDataset data = synthetic_dataset(10, 2, 3, 32);
   std::vector<int64_t> all(20);
   std::iota(all.begin(), all.end(), 0);
@@ -366,7 +354,7 @@ BOOST_AUTO_TEST_CASE(cifar_bad_files_name_the_file_and_record) {
 // --------------------------------------------------------------------- IDX
 
 BOOST_AUTO_TEST_CASE(idx_plain_and_gzip_read_the_same_values) {
-  TempDir dir;
+  TempDir dir("test_datasets");
   std::vector<uint8_t> pixels(3 * 2 * 5);
   std::iota(pixels.begin(), pixels.end(), 100);
   const std::vector<uint8_t> labels = {4, 0, 9};
@@ -392,7 +380,7 @@ BOOST_AUTO_TEST_CASE(idx_plain_and_gzip_read_the_same_values) {
 }
 
 BOOST_AUTO_TEST_CASE(idx_bad_files_give_their_errors) {
-  TempDir dir;
+  TempDir dir("test_datasets");
   const std::vector<uint8_t> pixels(4 * 3 * 3, 7);
   const std::vector<uint8_t> good = idx_bytes({4, 3, 3}, pixels);
   const auto path = [&](const std::string& name) { return dir.path / name; };
@@ -439,7 +427,7 @@ BOOST_AUTO_TEST_CASE(idx_bad_files_give_their_errors) {
 // A directory or a device is named as such, not as "missing"; a zero image
 // side is an empty shape, not a truncated file.
 BOOST_AUTO_TEST_CASE(data_files_that_are_not_files_and_empty_shapes_say_what_they_are) {
-  TempDir dir;
+  TempDir dir("test_datasets");
   fs::create_directories(dir.path / "folder");
   check_error<std::runtime_error>([&] { read_idx(dir.path / "folder"); }, {"folder", "is a directory"});
   check_error<std::runtime_error>([&] { read_idx("/dev/zero"); }, {"/dev/zero", "is not a regular file"});
@@ -465,7 +453,7 @@ BOOST_AUTO_TEST_CASE(data_files_that_are_not_files_and_empty_shapes_say_what_the
 
 // Problems of the data that would fail a run tasks later are refused when it is read or split.
 BOOST_AUTO_TEST_CASE(data_set_problems_are_refused_up_front) {
-  TempDir dir;
+  TempDir dir("test_datasets");
   // An image folder given under an unknown name is not read as a folder.
   write_image(dir.path / "cats" / "a.png", 4, 4, 3, [](int y, int x, int c) { return y + x + c; });
   check_error<std::invalid_argument>([&] { load_dataset("foo", dir.path); }, {"--dataset", "'foo'", "known: fashion-mnist"});
@@ -521,7 +509,7 @@ BOOST_AUTO_TEST_CASE(fashion_mnist_from_debian_package, *boost::unit_test::preco
 // ------------------------------------------------------------ image folders
 
 BOOST_AUTO_TEST_CASE(image_folder_decodes_resizes_and_converts) {
-  TempDir dir;
+  TempDir dir("test_datasets");
   // Classes sorted by name, images by file name; PNG, BMP and JPEG; grey and RGB;
   // 32x32 and other sizes.
   write_image(dir.path / "b_rgb" / "1.png", 32, 32, 3, [](int y, int x, int c) { return c == 0 ? x * 8 : c == 1 ? y * 8 : 200; });
@@ -570,7 +558,7 @@ BOOST_AUTO_TEST_CASE(image_folder_decodes_resizes_and_converts) {
 }
 
 BOOST_AUTO_TEST_CASE(image_folder_bad_inputs_give_their_errors) {
-  TempDir dir;
+  TempDir dir("test_datasets");
   check_error<std::runtime_error>([&] { read_image_folder(dir.path); }, {dir.path.string(), "no class folders"});
   check_error<std::runtime_error>([&] { read_image_folder(dir.path / "missing"); }, {"missing"});
   fs::create_directories(dir.path / "empty_class");

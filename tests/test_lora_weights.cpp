@@ -18,6 +18,7 @@
 #include "engine/ops.h"
 #include "layers/continual_model.h"
 #include "layers/models.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using engine::Tensor;
@@ -25,19 +26,9 @@ using layers::NamedTensors;
 
 namespace {
 
-// A fresh directory, removed with everything in it at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() : path(fs::temp_directory_path() / ("test_lora_weights-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
+using testing::TempDir;
 
+// A fresh directory, removed with everything in it at the end of the test.
 // What model-tool builds for --lora --arch tiny --input 8x8x3 --classes 3 --rank 2 --rank-fc 3.
 std::unique_ptr<layers::ContinualModel> tiny_task_1(bool initialise) {
   layers::ContinualOptions options;
@@ -128,7 +119,7 @@ BOOST_AUTO_TEST_CASE(task_1_has_the_names_compare_with_torch_writes) {
 }
 
 BOOST_AUTO_TEST_CASE(torch_style_npz_loads_bit_for_bit_and_gives_the_same_gradients) {
-  TempDir dir;
+  TempDir dir("test_lora_weights");
   auto source = tiny_task_1(true);
   engine::Generator gen(3);
   randomise(*source, gen);
@@ -151,7 +142,7 @@ BOOST_AUTO_TEST_CASE(torch_style_npz_loads_bit_for_bit_and_gives_the_same_gradie
 }
 
 BOOST_AUTO_TEST_CASE(a_factor_under_another_name_is_refused_with_both_names) {
-  TempDir dir;
+  TempDir dir("test_lora_weights");
   auto source = tiny_task_1(true);
   NamedTensors state = source->state_dict();
   for (auto& [name, t] : state)

@@ -15,25 +15,16 @@
 #include "engine/npz.h"
 #include "engine/printable.h"
 #include "engine/random.h"
+#include "tests/temp_dir.h"
 
 using namespace engine;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory per test case, removed afterwards.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int count = 0;
-    path = fs::temp_directory_path() /
-           ("test_npz-" + std::to_string(::getpid()) + "-" + std::to_string(count++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
+using testing::TempDir;
 
+// A fresh directory per test case, removed afterwards.
 Tensor random_tensor(const Shape& shape, DType dtype, Generator& gen) {
   std::vector<double> v(static_cast<size_t>(shape_numel(shape)));
   for (double& x : v) x = gen.uniform(-1.0, 1.0);
@@ -97,7 +88,7 @@ void replace_once(std::string& text, const std::string& from, const std::string&
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(round_trip_keeps_names_order_shapes_and_bits) {
-  TempDir dir;
+  TempDir dir("test_npz");
   Generator gen(1);
   const Tensor weight = random_tensor({3, 4}, DType::f32, gen);
   const Tensor mean = random_tensor({4}, DType::f32, gen);
@@ -134,7 +125,7 @@ BOOST_AUTO_TEST_CASE(round_trip_keeps_names_order_shapes_and_bits) {
 }
 
 BOOST_AUTO_TEST_CASE(save_tensors_and_load_into_restore_values) {
-  TempDir dir;
+  TempDir dir("test_npz");
   Generator gen(2);
   const Tensor w = random_tensor({5, 3}, DType::f32, gen), b = random_tensor({5}, DType::f64, gen);
   save_npz(dir / "model.npz", NamedTensors{{"layer.weight", w}, {"layer.bias", b}});
@@ -146,7 +137,7 @@ BOOST_AUTO_TEST_CASE(save_tensors_and_load_into_restore_values) {
 }
 
 BOOST_AUTO_TEST_CASE(same_contents_give_identical_files) {
-  TempDir dir;
+  TempDir dir("test_npz");
   Generator gen(3);
   const Tensor t = random_tensor({7, 2}, DType::f32, gen);
   save_npz(dir / "a.npz", NamedTensors{{"t", t}});
@@ -156,7 +147,7 @@ BOOST_AUTO_TEST_CASE(same_contents_give_identical_files) {
 
 // The whole file, byte by byte, for one (2, 3) float32 array named "a".
 BOOST_AUTO_TEST_CASE(bytes_of_a_small_file_follow_the_npy_and_zip_specs) {
-  TempDir dir;
+  TempDir dir("test_npz");
   const std::vector<float> values{0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 2.5f};
   save_npz(dir / "small.npz", NamedTensors{{"a", Tensor::from_vector({2, 3}, std::span<const float>(values))}});
 
@@ -214,7 +205,7 @@ BOOST_AUTO_TEST_CASE(reads_what_numpy_savez_writes) {
       "00000000000000800100000000772e6e7079504b0506000000000100010033000000cf0000000000";
   std::string file;
   for (size_t i = 0; i < hex.size(); i += 2) file += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
-  TempDir dir;
+  TempDir dir("test_npz");
   write_string(dir / "numpy.npz", file);
   const NamedArrays arrays = read_npz(dir / "numpy.npz");
   BOOST_REQUIRE_EQUAL(arrays.size(), 1u);
@@ -323,7 +314,7 @@ std::string hand_made_archive(const std::string& npy, bool zip64, bool deflated)
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(reads_zip64_and_deflated_archives) {
-  TempDir dir;
+  TempDir dir("test_npz");
   const std::vector<float> values{0.5f, -2.0f, 3.25f};
   save_npz(dir / "plain.npz", NamedTensors{{"w", Tensor::from_vector({3}, std::span<const float>(values))}});
   const std::string file = file_string(dir / "plain.npz");
@@ -347,7 +338,7 @@ BOOST_AUTO_TEST_CASE(reads_zip64_and_deflated_archives) {
 }
 
 BOOST_AUTO_TEST_CASE(npy_headers_spell_shapes_as_python_tuples_and_align_data) {
-  TempDir dir;
+  TempDir dir("test_npz");
   const std::vector<int64_t> one{4};
   save_npz(dir / "shapes.npz", NamedArrays{{"scalar", to_npy({}, one)},
                                            {"vector", to_npy({1}, one)},
@@ -382,7 +373,7 @@ BOOST_AUTO_TEST_CASE(to_int64_reads_every_integer_dtype) {
   BOOST_CHECK_THROW(to_tensor(array("<i8", {1}, std::vector<uint8_t>(8))), std::invalid_argument);
 
   // Other integer dtypes survive a save and read as they are.
-  TempDir dir;
+  TempDir dir("test_npz");
   save_npz(dir / "ints.npz", NamedArrays{{"u", array("|u1", {3}, {0, 7, 255})}});
   const NamedArrays loaded = read_npz(dir / "ints.npz");
   BOOST_TEST(loaded[0].second.descr == "|u1");
@@ -390,7 +381,7 @@ BOOST_AUTO_TEST_CASE(to_int64_reads_every_integer_dtype) {
 }
 
 BOOST_AUTO_TEST_CASE(every_truncation_is_an_error_and_changes_nothing) {
-  TempDir dir;
+  TempDir dir("test_npz");
   Generator gen(4);
   const Tensor w = random_tensor({3, 2}, DType::f32, gen), b = random_tensor({3}, DType::f32, gen);
   save_npz(dir / "full.npz", NamedTensors{{"w", w}, {"b", b}});
@@ -411,7 +402,7 @@ BOOST_AUTO_TEST_CASE(every_truncation_is_an_error_and_changes_nothing) {
 }
 
 BOOST_AUTO_TEST_CASE(a_flipped_data_byte_fails_the_crc_check) {
-  TempDir dir;
+  TempDir dir("test_npz");
   const Tensor t = Tensor::full({2, 3}, 1.0);
   save_npz(dir / "a.npz", NamedTensors{{"a", t}});
   std::string file = file_string(dir / "a.npz");
@@ -427,7 +418,7 @@ BOOST_AUTO_TEST_CASE(a_flipped_data_byte_fails_the_crc_check) {
 }
 
 BOOST_AUTO_TEST_CASE(damaged_npy_headers_are_named_errors) {
-  TempDir dir;
+  TempDir dir("test_npz");
   save_npz(dir / "a.npz", NamedTensors{{"a", Tensor::full({2, 3}, 1.0)}});
   const std::string original = file_string(dir / "a.npz");
   const size_t entry_size = 128 + 24;
@@ -466,7 +457,7 @@ BOOST_AUTO_TEST_CASE(printable_escapes_what_is_not_printable_ascii_and_truncates
 }
 
 BOOST_AUTO_TEST_CASE(missing_and_foreign_files_are_named_errors) {
-  TempDir dir;
+  TempDir dir("test_npz");
   BOOST_TEST(contains(runtime_error_of([&] { read_npz(dir / "none.npz"); }), (dir / "none.npz").string()));
   write_string(dir / "text.npz", "this is not a zip archive, just some text that is long enough");
   BOOST_TEST(contains(runtime_error_of([&] { read_npz(dir / "text.npz"); }), "not a zip archive"));
@@ -474,7 +465,7 @@ BOOST_AUTO_TEST_CASE(missing_and_foreign_files_are_named_errors) {
 }
 
 BOOST_AUTO_TEST_CASE(load_into_checks_names_shapes_and_dtypes_before_writing) {
-  TempDir dir;
+  TempDir dir("test_npz");
   const fs::path path = dir / "x.npz";
   Generator gen(5);
   save_npz(path, NamedTensors{{"features.0.bias", random_tensor({64}, DType::f32, gen)},
@@ -514,7 +505,7 @@ BOOST_AUTO_TEST_CASE(load_into_checks_names_shapes_and_dtypes_before_writing) {
 }
 
 BOOST_AUTO_TEST_CASE(save_rejects_bad_arguments_without_touching_the_file) {
-  TempDir dir;
+  TempDir dir("test_npz");
   const fs::path path = dir / "keep.npz";
   save_npz(path, NamedTensors{{"a", Tensor::full({2}, 3.0)}});
   const std::string before = file_string(path);
@@ -530,7 +521,7 @@ BOOST_AUTO_TEST_CASE(save_rejects_bad_arguments_without_touching_the_file) {
 }
 
 BOOST_AUTO_TEST_CASE(writes_are_atomic) {
-  TempDir dir;
+  TempDir dir("test_npz");
   // A missing directory: a clear error, nothing created.
   const std::string error = runtime_error_of(
       [&] { save_npz(dir / "missing" / "x.npz", NamedTensors{{"a", Tensor::zeros({1})}}); });
@@ -562,7 +553,7 @@ BOOST_AUTO_TEST_CASE(writes_are_atomic) {
 }
 
 BOOST_AUTO_TEST_CASE(conversion_errors_name_the_file_and_the_entry) {
-  TempDir dir;
+  TempDir dir("test_npz");
   const std::vector<int64_t> labels{1, 2};
   save_npz(dir / "mixed.npz", NamedArrays{{"labels", to_npy({2}, labels)},
                                           {"weight", to_npy(Tensor::full({2}, 1.0))}});

@@ -26,6 +26,7 @@
 #include "experiments/continual/trainer.h"
 #include "tests/gradcheck.h"
 #include "tests/preconditions.h"
+#include "tests/temp_dir.h"
 
 using namespace continual;
 using engine::Tensor;
@@ -33,18 +34,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using testing::TempDir;
+
 using testing::fashion_mnist_present;
 using testing::kFashionMnistDir;
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() / ("packnet-" + tag + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 constexpr int64_t kTrainImages = 160, kBatch = 32;
 constexpr int64_t kBatchesPerEpoch = (kTrainImages + kBatch - 1) / kBatch;
@@ -149,7 +142,7 @@ std::string message_of(const std::function<void()>& f) {
 // One run of three tasks, recorded after each.
 BOOST_AUTO_TEST_CASE(earlier_tasks_stay_bit_identical_and_masks_are_disjoint,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("identical");
+  TempDir dir("packnet-identical");
   const RunConfig c = small_config(dir.path);
   Recorder recorder(make_learner(c, "packnet", small_data(), 0));
   const CellResult result = run_cell(c, recorder);
@@ -213,7 +206,7 @@ BOOST_AUTO_TEST_CASE(earlier_tasks_stay_bit_identical_and_masks_are_disjoint,
 
 BOOST_AUTO_TEST_CASE(a_layer_without_free_weights_is_an_error_naming_task_and_layer,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("full");
+  TempDir dir("packnet-full");
   RunConfig c = small_config(dir.path);
   c.epochs = 1;
   // 0.001 of the first conv's 72 weights rounds to none pruned: task 2 finds it full.
@@ -258,7 +251,7 @@ BOOST_AUTO_TEST_CASE(bad_prune_and_retrain_epochs_are_refused) {
 // Killed in task 2's second epoch, and in its retraining after pruning.
 BOOST_AUTO_TEST_CASE(resume_after_a_kill_gives_identical_numbers_and_weights,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir whole("whole");
+  TempDir whole("packnet-whole");
   RunConfig c = small_config(whole.path);
   c.tasks = 2;
   auto uninterrupted = make_learner(c, "packnet", small_data(), 0);
@@ -269,7 +262,7 @@ BOOST_AUTO_TEST_CASE(resume_after_a_kill_gives_identical_numbers_and_weights,
   // Task 1: 2 epochs and 1 of retraining; task 2: epoch 2 batch 3, or retraining batch 3.
   const int64_t task_one = 3 * kBatchesPerEpoch;
   for (const int64_t at : {task_one + kBatchesPerEpoch + 3, task_one + 2 * kBatchesPerEpoch + 3}) {
-    TempDir killed("killed-" + std::to_string(at));
+    TempDir killed("packnet-killed-" + std::to_string(at));
     c.out = killed.path;
     Killed faulty(make_learner(c, "packnet", small_data(), 0), at);
     BOOST_CHECK_THROW(run_cell(c, faulty), std::runtime_error);

@@ -33,12 +33,15 @@
 #include "layers/models.h"
 #include "tests/gradcheck.h"
 #include "tests/preconditions.h"
+#include "tests/temp_dir.h"
 
 using namespace continual;
 using engine::Tensor;
 namespace fs = std::filesystem;
 
 namespace {
+
+using testing::TempDir;
 
 // A VGG of two convs (batch norm, max-pool) and one hidden dense layer with
 // dropout: every kind of layer a column copies. Children: features.0 conv,
@@ -279,16 +282,6 @@ BOOST_AUTO_TEST_CASE(bad_widths_and_layouts_are_refused) {
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() / ("pnn-" + tag + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
 RunConfig tiny_run(const fs::path& out) {
   RunConfig c;
   c.data_dir = testing::kFashionMnistDir;
@@ -323,7 +316,7 @@ class KilledAt final : public WrappedLearner {
 
 BOOST_AUTO_TEST_CASE(a_run_never_forgets_and_its_kept_models_reevaluate_to_the_same_bits,
                      *boost::unit_test::precondition(testing::fashion_mnist_present)) {
-  TempDir dir("run");
+  TempDir dir("pnn-run");
   const RunConfig c = tiny_run(dir.path);
   std::ostringstream out, log;
   run_sweep(c, out, log, false);
@@ -343,7 +336,7 @@ BOOST_AUTO_TEST_CASE(a_run_never_forgets_and_its_kept_models_reevaluate_to_the_s
 
 BOOST_AUTO_TEST_CASE(a_run_killed_mid_task_resumes_to_the_same_numbers,
                      *boost::unit_test::precondition(testing::fashion_mnist_present)) {
-  TempDir whole("whole"), killed("killed");
+  TempDir whole("pnn-whole"), killed("killed");
   RunConfig c = tiny_run(whole.path);
   const TaskData data = load_task_data(c);
   std::ostringstream log;

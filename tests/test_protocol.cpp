@@ -32,6 +32,7 @@
 #include "layers/conv2d.h"
 #include "layers/models.h"
 #include "tests/preconditions.h"
+#include "tests/temp_dir.h"
 
 using namespace continual;
 namespace fs = std::filesystem;
@@ -39,15 +40,7 @@ using engine::Tensor;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() / ("protocol-" + tag + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using testing::TempDir;
 
 bool same_bits(const Tensor& a, const Tensor& b) {
   const std::vector<float> x = a.to_float_vector(), y = b.to_float_vector();
@@ -409,7 +402,7 @@ BOOST_AUTO_TEST_CASE(rank_sweep_cells) {
 
 BOOST_AUTO_TEST_CASE(rank_sweep_reports_each_rank_and_plots_it,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
-  TempDir dir("ranks");
+  TempDir dir("protocol-ranks");
   RunConfig c = small_config(dir.path);
   c.tasks = 1;
   c.class_order = "0,1";
@@ -442,7 +435,7 @@ BOOST_AUTO_TEST_CASE(adapt_first_task_through_the_runner,
   // The runner end to end: a backbone file, lora with adapters from task 0 at
   // two ranks; every backbone tensor keeps its bits, and the parameters a task
   // trains grow with the rank.
-  TempDir dir("first");
+  TempDir dir("protocol-first");
   RunConfig c = small_config(dir.path);
   const TaskData data = load_task_data(c);
   auto backbone = make_learner(c, "naive", data, 5);

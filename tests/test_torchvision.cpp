@@ -21,6 +21,7 @@
 #include "layers/continual_model.h"
 #include "layers/models.h"
 #include "tests/gradcheck.h"
+#include "tests/temp_dir.h"
 
 using namespace layers;
 using engine::DType;
@@ -30,6 +31,8 @@ using testing::random_input;
 namespace fs = std::filesystem;
 
 namespace {
+
+using testing::TempDir;
 
 const ModelInit kNoInit{0, false};
 
@@ -104,19 +107,6 @@ std::vector<std::string> vgg_names() {
     for (const char* suffix : {"", "_bn"}) out.push_back(std::string("vgg") + depth + suffix);
   return out;
 }
-
-// A fresh directory, removed with everything in it at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() : path(fs::temp_directory_path() / ("test_torchvision-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
 
 // What `what` throws as std::invalid_argument; empty when it throws nothing.
 template <class F>
@@ -266,7 +256,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(loading)
 
 BOOST_AUTO_TEST_CASE(engine_to_npz_to_engine_is_bit_exact) {
-  TempDir dir;
+  TempDir dir("test_torchvision");
   auto source = small_vgg(1);
   engine::Generator gen(2);
   source->train();
@@ -284,7 +274,7 @@ BOOST_AUTO_TEST_CASE(engine_to_npz_to_engine_is_bit_exact) {
 }
 
 BOOST_AUTO_TEST_CASE(pytorchs_num_batches_tracked_is_checked_and_accepted) {
-  TempDir dir;
+  TempDir dir("test_torchvision");
   auto source = small_vgg(1);
   const fs::path file = dir.path / "torch.npz";
   engine::save_npz(file, torch_style_arrays(*source));
@@ -310,7 +300,7 @@ BOOST_AUTO_TEST_CASE(pytorchs_num_batches_tracked_is_checked_and_accepted) {
 }
 
 BOOST_AUTO_TEST_CASE(missing_extra_and_mis_shaped_tensors_are_refused_with_names_and_shapes) {
-  TempDir dir;
+  TempDir dir("test_torchvision");
   auto source = small_vgg(1);
   auto target = small_vgg(3);
   const auto before = values(*target);
@@ -354,7 +344,7 @@ BOOST_AUTO_TEST_CASE(missing_extra_and_mis_shaped_tensors_are_refused_with_names
 }
 
 BOOST_AUTO_TEST_CASE(a_backbone_loads_without_its_head) {
-  TempDir dir;
+  TempDir dir("test_torchvision");
   // A backbone trained for 5 classes, loaded into a 3-class model and into a
   // continual model before its first task (its head has no blocks yet).
   auto backbone = small_vgg(1, 5);
