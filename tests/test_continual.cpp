@@ -37,6 +37,7 @@
 #include "experiments/continual/trainer.h"
 #include "layers/models.h"
 #include "tests/preconditions.h"
+#include "tests/small_run.h"
 #include "tests/temp_dir.h"
 
 using namespace continual;
@@ -53,21 +54,11 @@ constexpr int64_t kTrainImages = 160, kBatch = 32;
 constexpr int64_t kBatchesPerEpoch = (kTrainImages + kBatch - 1) / kBatch;
 
 RunConfig small_config(const fs::path& out) {
-  RunConfig c;
-  c.dataset = "fashion-mnist";
-  c.data_dir = kFashionMnistDir;
-  c.arch = "tiny";
-  c.train_limit = kTrainImages;
-  c.eval_limit = 100;
-  c.epochs = 2;
-  c.patience = 2;
-  c.batch = kBatch;
-  c.lr = 3e-3;
+  RunConfig c = testing::small_run(out, kTrainImages, 100, 2);
   c.ranks = {2};
   c.rank_fc = 4;
   c.alpha = 2;
   c.threads = 2;
-  c.out = out;
   return c;
 }
 

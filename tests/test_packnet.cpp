@@ -26,6 +26,7 @@
 #include "experiments/continual/trainer.h"
 #include "tests/gradcheck.h"
 #include "tests/preconditions.h"
+#include "tests/small_run.h"
 #include "tests/temp_dir.h"
 
 using namespace continual;
@@ -43,21 +44,11 @@ constexpr int64_t kTrainImages = 160, kBatch = 32;
 constexpr int64_t kBatchesPerEpoch = (kTrainImages + kBatch - 1) / kBatch;
 
 RunConfig small_config(const fs::path& out) {
-  RunConfig c;
-  c.dataset = "fashion-mnist";
-  c.data_dir = kFashionMnistDir;
-  c.arch = "tiny";
+  RunConfig c = testing::small_run(out, kTrainImages, 100, 2);
   c.methods = {"packnet"};
   c.tasks = 3;
   c.class_order = "0,1,2,3,4,5";
-  c.train_limit = kTrainImages;
-  c.eval_limit = 100;
-  c.epochs = 2;
-  c.patience = 2;
-  c.batch = kBatch;
-  c.lr = 3e-3;
   c.threads = 1;
-  c.out = out;
   return c;
 }
 

@@ -33,6 +33,7 @@
 #include "layers/models.h"
 #include "tests/gradcheck.h"
 #include "tests/preconditions.h"
+#include "tests/small_run.h"
 #include "tests/temp_dir.h"
 
 using namespace continual;
@@ -283,19 +284,11 @@ BOOST_AUTO_TEST_CASE(bad_widths_and_layouts_are_refused) {
 namespace {
 
 RunConfig tiny_run(const fs::path& out) {
-  RunConfig c;
-  c.data_dir = testing::kFashionMnistDir;
-  c.arch = "tiny";
+  RunConfig c = testing::small_run(out, 160, 100, 2);
   c.methods = {"pnn"};
   c.tasks = 3;
   c.class_order = "0,1,2,3,4,5";
-  c.train_limit = 160;
-  c.eval_limit = 100;
-  c.epochs = 2;
-  c.batch = 32;
-  c.lr = 3e-3;
   c.threads = 1;
-  c.out = out;
   return c;
 }
 

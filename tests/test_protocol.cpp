@@ -32,6 +32,7 @@
 #include "layers/conv2d.h"
 #include "layers/models.h"
 #include "tests/preconditions.h"
+#include "tests/small_run.h"
 #include "tests/temp_dir.h"
 
 using namespace continual;
@@ -93,22 +94,13 @@ using testing::fashion_mnist_present;
 using testing::kFashionMnistDir;
 
 RunConfig small_config(const fs::path& out) {
-  RunConfig c;
-  c.dataset = "fashion-mnist";
-  c.data_dir = kFashionMnistDir;
-  c.arch = "tiny";
+  RunConfig c = testing::small_run(out, 64, 40, 1);
   c.tasks = 3;
   c.class_order = "0,1,2,3,4,5";
-  c.train_limit = 64;
-  c.eval_limit = 40;
-  c.epochs = 1;
-  c.batch = 32;
-  c.lr = 3e-3;
   c.ranks = {2};
   c.rank_fc = 2;
   c.alpha = 2;
   c.threads = 2;
-  c.out = out;
   return c;
 }
 
