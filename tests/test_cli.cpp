@@ -153,6 +153,34 @@ BOOST_AUTO_TEST_CASE(param_table_and_model_tool_refuse_huge_class_counts) {
                  "--classes");
 }
 
+// A row the network has no room for is said and skipped; the rest (pnn last) is counted.
+BOOST_AUTO_TEST_CASE(param_table_says_which_rows_do_not_apply_and_counts_the_rest) {
+  const Sandbox box;
+  const Outcome o = box.run(program("PARAM_TABLE"), {"--arch", "tiny", "--input", "28x28x1", "--classes", "2", "--plain"});
+  std::ifstream out_file(box.captured / "out");
+  std::stringstream out;
+  out << out_file.rdbuf();
+  // The line of a row, "" when absent.
+  const auto row = [&](const std::string& method) {
+    std::stringstream lines(out.str());
+    for (std::string line; std::getline(lines, line);)
+      if (line.starts_with(method + " ")) return line;
+    return std::string();
+  };
+  const auto has = [](const std::string& line, const std::string& number) {
+    return line.find(" " + number + " ") != std::string::npos;
+  };
+  BOOST_TEST_CONTEXT("stdout: " << out.str() << "\nstderr: " << o.stderr_text) {
+    BOOST_TEST(o.status == 0);
+    BOOST_TEST(row("finetune-3").find("does not apply: ") != std::string::npos);
+    // tiny's second column (conv 1,296, dense 25,186 at 2 classes) with its laterals
+    // from the first: the 1x1 conv 8->8 (64), dense 784->32 (25,088) and 32->2 (64).
+    BOOST_TEST(has(row("pnn-1"), "1360"));
+    BOOST_TEST(has(row("pnn-1"), "50338"));
+    BOOST_TEST(has(row("pnn-1"), "51698"));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(benchmarks_refuse_bad_sizes) {
   const Sandbox box;
   expect_refusal(box, program("BENCH"), {"--threads", "100000"}, 2, "--threads");
