@@ -94,22 +94,32 @@ void write_acc_vs_params(const std::filesystem::path& out_dir, const std::vector
   plot::draw_line_chart(chart, 900, 560).save_all(out_dir / "acc_vs_params");
 }
 
-void write_params_growth(const std::filesystem::path& out_dir, const std::vector<MethodSummary>& methods) {
+// One line per method: what it has stored after each task, the running sum of
+// `added(params, t)`, what task t adds.
+template <class Added>
+plot::LineChart cumulative_per_task(const std::vector<MethodSummary>& methods, Added added) {
   plot::LineChart chart;
-  chart.title = "Parameters stored after each task";
   chart.x_label = "after training task";
-  chart.y_label = "parameters, cumulative (log scale)";
   chart.log_y = true;
   for (size_t m = 0; m < methods.size(); ++m) {
+    const ParamCounts& p = methods[m].params;
     plot::Series series{display_name(methods[m].method), {}, {}, plot::palette(m), {}};
     double total = 0;
-    for (size_t t = 0; t < methods[m].params.new_per_task.size(); ++t) {
-      total += static_cast<double>(methods[m].params.new_per_task[t]);
+    for (size_t t = 0; t < p.new_per_task.size(); ++t) {
+      total += added(p, t);
       series.x.push_back(static_cast<double>(t + 1));
       series.y.push_back(total);
     }
     chart.series.push_back(series);
   }
+  return chart;
+}
+
+void write_params_growth(const std::filesystem::path& out_dir, const std::vector<MethodSummary>& methods) {
+  plot::LineChart chart = cumulative_per_task(
+      methods, [](const ParamCounts& p, size_t t) { return static_cast<double>(p.new_per_task[t]); });
+  chart.title = "Parameters stored after each task";
+  chart.y_label = "parameters, cumulative (log scale)";
   plot::draw_line_chart(chart).save_all(out_dir / "params_growth");
 }
 
@@ -117,24 +127,13 @@ void write_params_growth(const std::filesystem::path& out_dir, const std::vector
 // float32 and data (replay's images), so that growth in data compares with
 // growth in parameters.
 void write_stored_bytes(const std::filesystem::path& out_dir, const std::vector<MethodSummary>& methods) {
-  plot::LineChart chart;
+  plot::LineChart chart = cumulative_per_task(methods, [](const ParamCounts& p, size_t t) {
+    return static_cast<double>(p.data_bytes_per_task[t]) +
+           static_cast<double>(sizeof(float)) * static_cast<double>(p.new_per_task[t] + p.method_values_per_task[t]);
+  });
   chart.title = "Bytes stored after each task: parameters, method values and data";
-  chart.x_label = "after training task";
   chart.y_label = "bytes, cumulative (log scale)";
-  chart.log_y = true;
   chart.note = "parameters and method values (EWC's Fisher and anchors) as float32, data (replay's images) as stored";
-  for (size_t m = 0; m < methods.size(); ++m) {
-    const ParamCounts& p = methods[m].params;
-    plot::Series series{display_name(methods[m].method), {}, {}, plot::palette(m), {}};
-    double total = 0;
-    for (size_t t = 0; t < p.new_per_task.size(); ++t) {
-      total += static_cast<double>(p.data_bytes_per_task[t]) +
-               static_cast<double>(sizeof(float)) * static_cast<double>(p.new_per_task[t] + p.method_values_per_task[t]);
-      series.x.push_back(static_cast<double>(t + 1));
-      series.y.push_back(total);
-    }
-    chart.series.push_back(series);
-  }
   plot::draw_line_chart(chart).save_all(out_dir / "stored_bytes");
 }
 
