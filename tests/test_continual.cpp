@@ -453,6 +453,17 @@ BOOST_AUTO_TEST_CASE(ewc_lwf_and_replay_resume_after_a_kill_give_identical_numbe
 // The methods' terms are wired in: each changes naive training, learns, and
 // with its term switched off (lambda, alpha or memory 0) is naive training bit
 // for bit.
+// Merging and exporting reach the naive network under the methods that wrap it.
+BOOST_AUTO_TEST_CASE(continual_model_reaches_the_naive_network_a_method_wraps,
+                     *boost::unit_test::precondition(fashion_mnist_present)) {
+  const RunConfig c = small_config("unused");
+  for (const std::string method : {"ewc", "lwf", "replay", "packnet"}) {
+    auto learner = make_learner(c, method, small_data(), 0);
+    learner->begin_task(0, small_data().split.tasks.front().classes);
+    BOOST_TEST(continual_model(*learner).num_tasks() == 1, method);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(ewc_lwf_and_replay_are_naive_plus_their_loss_term,
                      *boost::unit_test::precondition(fashion_mnist_present)) {
   TempDir dir("continual-e2e-families");

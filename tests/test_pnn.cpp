@@ -325,6 +325,12 @@ BOOST_AUTO_TEST_CASE(a_run_never_forgets_and_its_kept_models_reevaluate_to_the_s
   const std::vector<EvaluatedCell> cells = evaluate_run(dir.path, evaluate_log);
   BOOST_REQUIRE(cells.size() == 1u);
   BOOST_TEST(cells.front().identical(), evaluate_log.str());
+  // No plain --arch network holds a column: merging says so, naming the method.
+  BOOST_CHECK_EXCEPTION(task_network(dir.path, "pnn-seed0", 2, evaluate_log), std::runtime_error,
+                        [](const std::runtime_error& e) {
+                          return std::string(e.what()).find("is a pnn run: task 2's network is column 2") !=
+                                 std::string::npos;
+                        });
 }
 
 BOOST_AUTO_TEST_CASE(a_run_killed_mid_task_resumes_to_the_same_numbers,

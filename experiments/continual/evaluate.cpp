@@ -178,8 +178,17 @@ TaskNetwork task_network(const fs::path& out_dir, const std::string& cell, int64
   if (task_number < 1 || task_number > run.config.tasks)
     throw std::runtime_error(context + ": task " + std::to_string(task_number) + " of a run of " +
                              std::to_string(run.config.tasks) + " tasks (counted from 1)");
+  // Task t's network is no plain network of --arch under these two methods.
+  const std::string& method = found->cell.method;
+  if (method == "packnet" || method == "pnn")
+    throw std::runtime_error(context + ": cell '" + cell + "' is a " + method + " run: task " +
+                             std::to_string(task_number) + "'s network is " +
+                             (method == "packnet" ? "the shared weights masked to tasks 1.." + std::to_string(task_number)
+                                                  : "column " + std::to_string(task_number) +
+                                                        " fed by the earlier columns through its laterals") +
+                             ", not one --arch network; continual evaluate " + out_dir.string() + " re-evaluates it");
   const TaskData data = read_run_data(run, context, log);
-  auto learner = make_learner(run.config, found->cell.method, data, found->cell.seed);
+  auto learner = make_learner(run.config, method, data, found->cell.seed);
   restore_finished_tasks(*learner, data, out_dir, cell, run.config.tasks);
 
   const int64_t task = task_number - 1;

@@ -118,9 +118,10 @@ class ContinualModelLearner final : public Learner {
 }  // namespace
 
 layers::ContinualModel& continual_model(Learner& learner) {
-  auto* built = dynamic_cast<ContinualModelLearner*>(&learner);
-  if (!built) throw std::logic_error("continual_model: not a learner of make_learner");
-  return built->model();
+  if (auto* built = dynamic_cast<ContinualModelLearner*>(&learner)) return built->model();
+  // ewc, lwf, replay and packnet add their method to the naive network's learner.
+  if (auto* wrapped = dynamic_cast<WrappedLearner*>(&learner)) return continual_model(wrapped->base());
+  throw std::logic_error("continual_model: a learner without a ContinualModel (pnn's columns)");
 }
 
 std::unique_ptr<Learner> make_learner(const RunConfig& c, const std::string& method, const TaskData& data,

@@ -29,7 +29,8 @@ std::unique_ptr<Learner> make_learner(const RunConfig& config, const std::string
                                       uint64_t seed, int64_t rank = 0);
 
 // The network of a learner make_learner built (for merging and exporting a
-// task's model). Throws std::logic_error for any other learner.
+// task's model); for ewc, lwf, replay and packnet the naive network they act
+// on. Throws std::logic_error for pnn's and any other learner.
 layers::ContinualModel& continual_model(Learner& learner);
 
 }  // namespace continual

@@ -42,7 +42,7 @@ class WrappedLearner : public Learner {
     base_->load_counters(counters);
   }
 
- protected:
+  // The learner this one adds its method to.
   Learner& base() { return *base_; }
   const Learner& base() const { return *base_; }
 
