@@ -3,8 +3,11 @@
 // (testing::fashion_mnist_present).
 #pragma once
 
+#include <boost/test/unit_test.hpp>
 #include <cstdint>
 #include <filesystem>
+#include <stdexcept>
+#include <string>
 
 #include "experiments/continual/config.h"
 #include "tests/preconditions.h"
@@ -26,6 +29,16 @@ inline continual::RunConfig small_run(const std::filesystem::path& out, int64_t 
   c.lr = 3e-3;
   c.out = out;
   return c;
+}
+
+// validate(c) must refuse c with a message that starts with "<flag>:".
+inline void check_flag_refused(const continual::RunConfig& c, const std::string& flag) {
+  try {
+    continual::validate(c);
+    BOOST_ERROR(flag << " accepted a bad value");
+  } catch (const std::invalid_argument& e) {
+    BOOST_TEST(std::string(e.what()).find(flag + ":") == 0, e.what());
+  }
 }
 
 }  // namespace testing
