@@ -191,13 +191,18 @@ struct ReluForward {
   ENGINE_HOST_DEVICE void operator()(int64_t i) const { y[i] = x[i] <= T(0) ? T(0) : x[i]; }
 };
 
-// dx += dy * (x > 0)
+// dx += dy * (x > 0). dy is read whether or not it passes: a select of two
+// loaded values vectorises, a conditional load is a branch per element that
+// the CPU mispredicts half the time on a ReLU's inputs.
 template <class T>
 struct ReluBackward {
   const T* x;
   const T* dy;
   T* dx;
-  ENGINE_HOST_DEVICE void operator()(int64_t i) const { dx[i] += x[i] > T(0) ? dy[i] : T(0); }
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const {
+    const T grad = dy[i];
+    dx[i] += x[i] > T(0) ? grad : T(0);
+  }
 };
 
 }  // namespace engine::kernels
