@@ -245,6 +245,13 @@ BOOST_AUTO_TEST_CASE(max_pool_known_values) {
   BOOST_TEST(std::isnan(pooled[1]));
   BOOST_TEST(pooled[2] == 13);
   BOOST_TEST(pooled[3] == 15);
+  // The first NaN of a window takes its gradient, after a larger pixel (3) and
+  // before a second NaN and the largest (7): window (0,1) reads pixels 2 3 6 7.
+  with_nan[7] = std::nan("");
+  Tensor nan_input = values({1, 1, 4, 4}, with_nan).set_requires_grad();
+  sum(max_pool2d(nan_input, {2, 2, 2, 2, 0, 0})).backward();
+  BOOST_TEST(nan_input.grad().to_double_vector() ==
+             (std::vector<double>{0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 1}));
   // Ties: the gradient goes to the first maximum of each window.
   Tensor ones = Tensor::full({1, 1, 4, 4}, 1.0, DType::f64);
   ones.set_requires_grad();

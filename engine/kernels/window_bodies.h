@@ -141,27 +141,24 @@ struct MaxPoolForward {
     const T* in = x + plane * g.height * g.width;
     const Range rows = window_span(oh, g.kernel_h, g.stride_h, g.pad_h, g.height);
     const Range cols = window_span(ow, g.kernel_w, g.stride_w, g.pad_w, g.width);
-    // Two passes: the maximum (branch-free), then the first pixel holding it;
-    // a single pass with a compare-and-branch per pixel mispredicts on real
-    // data. A NaN anywhere is the maximum (v != v: NaN, on host and device).
-    T best = in[rows.begin * g.width + cols.begin];
-    bool has_nan = false;
+    // One pass without branches (a compare-and-branch per pixel mispredicts
+    // on real data): `v > best ? v : best` is one max instruction, and the
+    // indices move by all-ones masks, which compile to logic, not jumps.
+    // The first NaN (v != v, on host and device) wins over everything.
+    const int64_t first = rows.begin * g.width + cols.begin;
+    T best = in[first];
+    int64_t best_index = first, nan_index = -1;
     for (int64_t ih = rows.begin; ih < rows.end; ++ih)
       for (int64_t iw = cols.begin; iw < cols.end; ++iw) {
-        const T v = in[ih * g.width + iw];
+        const int64_t index = ih * g.width + iw;
+        const T v = in[index];
+        const int64_t larger = -static_cast<int64_t>(v > best);
+        const int64_t first_nan = -static_cast<int64_t>((v != v) & (nan_index < 0));
+        best_index = (index & larger) | (best_index & ~larger);
+        nan_index = (index & first_nan) | (nan_index & ~first_nan);
         best = v > best ? v : best;
-        has_nan |= v != v;
       }
-    int64_t best_index = -1;
-    for (int64_t ih = rows.begin; ih < rows.end && best_index < 0; ++ih)
-      for (int64_t iw = cols.begin; iw < cols.end; ++iw) {
-        const T v = in[ih * g.width + iw];
-        if (has_nan ? v != v : v == best) {
-          best_index = ih * g.width + iw;
-          break;
-        }
-      }
-    if (has_nan) best = in[best_index];
+    if (nan_index >= 0) best = in[nan_index], best_index = nan_index;
     const int64_t o = (plane * g.out_h + oh) * g.out_w + ow;
     y[o] = best;
     argmax[o] = best_index;
