@@ -103,12 +103,16 @@ struct ConvCase {
 
 // Covers one image per im2col chunk (64 channels: its cols alone exceed the
 // chunk budget), three per chunk with a partial last chunk (16 channels, 5
-// images), stride 2 with padding 2, and 5x3 and 1x1 kernels.
+// images), stride 2 with padding 2, and 5x3 and 1x1 kernels; then maps of at
+// most 16 positions, whose chunks go side by side through one GEMM: two
+// images per chunk with a partial last one (1456 channels), and stride 2.
 const std::vector<ConvCase> kValueCases = {
     {{2, 64, 32, 32}, {2, 64, 3, 3}, {1, 1, 1, 1}},
     {{5, 16, 32, 32}, {3, 16, 3, 3}, {1, 1, 1, 1}},
     {{3, 3, 11, 8}, {2, 3, 5, 3}, {2, 1, 2, 1}},
     {{4, 3, 9, 7}, {5, 3, 1, 1}, {2, 2, 0, 0}},
+    {{5, 1456, 4, 4}, {3, 1456, 3, 3}, {1, 1, 1, 1}},
+    {{3, 4, 6, 5}, {5, 4, 3, 3}, {2, 2, 1, 1}},
 };
 
 }  // namespace
@@ -164,6 +168,7 @@ BOOST_AUTO_TEST_CASE(gradcheck_conv2d) {
       {{2, 2, 7, 9}, {3, 2, 3, 3}, {2, 2, 1, 1}},  // odd sizes, stride 2
       {{1, 2, 6, 5}, {2, 2, 5, 3}, {2, 1, 2, 1}},  // 5x3 kernel, padding 2
       {{3, 4, 5, 5}, {2, 4, 1, 1}, {1, 1, 0, 0}},  // 1x1 kernel
+      {{3, 2, 4, 4}, {3, 2, 3, 3}, {1, 1, 1, 1}},  // a 4x4 map: side by side
   };
   for (const ConvCase& c : cases) {
     const Conv2dOptions o = c.o;
@@ -358,7 +363,8 @@ BOOST_AUTO_TEST_CASE(results_do_not_depend_on_thread_count) {
                w.grad().to_float_vector(), b.grad().to_float_vector()};
   };
   for (const auto& [xs, ws] : std::vector<std::pair<Shape, Shape>>{
-           {{2, 16, 32, 32}, {32, 16, 3, 3}}, {{7, 32, 12, 12}, {48, 32, 3, 3}}}) {
+           {{2, 16, 32, 32}, {32, 16, 3, 3}}, {{7, 32, 12, 12}, {48, 32, 3, 3}},
+           {{7, 32, 4, 4}, {48, 32, 3, 3}}}) {
     set_num_threads(1);
     const Run one = run(xs, ws);
     set_num_threads(2);

@@ -3,7 +3,10 @@
 // Images go through in chunks of B. One im2col call lowers a whole chunk: the
 // chunk x (B,C,H,W) is read as one image of B*C channels, so its cols
 // (B*C*KH*KW, OH*OW) hold each image's cols (C*KH*KW, OH*OW) one after another.
-// Then per image n of the chunk:
+// A chunk's products then take one of two forms, chosen by the output map.
+//
+// Per image (maps of more than kSideBySideMaxPositions positions). For each
+// image n of the chunk:
 //   forward   y_n (OC, OH*OW) = W (OC, C*KH*KW) cols_n + b 1^T
 //   backward  dW += dy_n cols_n^T;  db += dy_n 1;  dcols_n = W^T dy_n
 // and one col2im call puts the chunk's dcols back onto dx. Each product reads
@@ -11,10 +14,23 @@
 // as one strided-batched GEMM (a single cuBLAS call on CUDA). On the 2-core
 // CPU this beat putting a chunk's columns side by side for one wide GEMM: the
 // copies that layout needs cost more than the wider GEMM gains (up to 20% on
-// the layers of experiments/bench). Backward recomputes cols rather than
-// keeping them from the forward: they are KH*KW times larger than the input.
-// Chunks depend on the shapes only, and dW and db accumulate image by image in
-// a fixed order, so every bit of the result is the same for any thread count.
+// the layers of experiments/bench, maps of 8x8 and more).
+//
+// Side by side (small maps: VGG's last two blocks at 32x32 have 4x4 and 2x2).
+// There a per-image product would repack all of W (up to 512 x 4608) to make
+// at most 16 columns of y, several times its arithmetic. So the chunk's
+// columns are copied side by side, cols (C*KH*KW, B*OH*OW), and so are dy's,
+// dY (OC, B*OH*OW), and each product is one GEMM over the chunk:
+//   forward   Y = W cols + b 1^T, copied back to y (B, OC, OH*OW)
+//   backward  dW += dY cols^T;  db += dY 1;  dcols = W^T dY
+// The sum over the chunk's images then runs inside one GEMM, in another order
+// than image by image; no map of sena32 or tiny at 28x28 or 32x32 is that
+// small, so their results are the same bits as before this layout existed.
+//
+// Backward recomputes cols rather than keeping them from the forward: they are
+// KH*KW times larger than the input. Chunks and layouts depend on the shapes
+// only, and dW and db accumulate in a fixed order, so every bit of the result
+// is the same for any thread count.
 #include <algorithm>
 #include <string>
 
@@ -31,6 +47,9 @@ namespace {
 // still in cache when the GEMMs read it (measured: 2^19 beat 2^20 and 2^21).
 constexpr int64_t kChunkElements = int64_t{1} << 19;
 
+// Output maps of at most this many positions (4x4) go side by side.
+constexpr int64_t kSideBySideMaxPositions = 16;
+
 struct ConvGeometry {
   Window2d window;           // one image
   int64_t batch = 0;         // N
@@ -38,6 +57,7 @@ struct ConvGeometry {
   int64_t patch = 0;         // C*KH*KW: rows of cols, columns of W
   int64_t positions = 0;     // OH*OW: columns of one image's cols
   int64_t chunk = 0;         // images per im2col call
+  bool side_by_side = false; // the chunk's products as one GEMM (small maps)
   int64_t image_size() const { return window.channels * window.height * window.width; }
   // The window of a chunk of b images read as one image of b*C channels.
   Window2d chunk_window(int64_t b) const {
@@ -96,7 +116,57 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& weight, const Tensor& 
   geo.positions = w.out_height() * w.out_width();
   geo.chunk = std::clamp<int64_t>(kChunkElements / (geo.patch * geo.positions), 1,
                                   std::max<int64_t>(geo.batch, 1));
+  geo.side_by_side = geo.positions <= kSideBySideMaxPositions;
   return geo;
+}
+
+// Between a chunk's per-image layout (B, rows, P) and side by side (rows, B*P):
+// image n's (rows, P) block is column block n of the side-by-side matrix.
+template <class T>
+void to_side_by_side(const Kernels<T>& kern, const T* per_image, int64_t rows, int64_t b,
+                     int64_t p, T* side) {
+  for (int64_t n = 0; n < b; ++n)
+    kern.copy_blocks(side + n * p, b * p, per_image + n * rows * p, p, p, rows);
+}
+template <class T>
+void from_side_by_side(const Kernels<T>& kern, const T* side, int64_t rows, int64_t b,
+                       int64_t p, T* per_image) {
+  for (int64_t n = 0; n < b; ++n)
+    kern.copy_blocks(per_image + n * rows * p, p, side + n * p, b * p, p, rows);
+}
+
+// The backward of side-by-side chunks (the header's second form): per chunk,
+// dY from dy, then db += dY 1, dW += dY cols^T and dcols = W^T dY.
+template <class T>
+void backward_side_by_side(const Kernels<T>& kern, const ConvGeometry& geo, const Tensor& dy,
+                           const Tensor& x_value, const Tensor& weight_value, const Tensor& x_grad,
+                           const Tensor& weight_grad, const Tensor& bias_grad) {
+  const int64_t oc = geo.out_channels, p = geo.positions, patch = geo.patch;
+  const bool need_dx = x_grad.defined(), need_dw = weight_grad.defined();
+  const bool need_db = bias_grad.defined();
+  const auto buffer = [&](int64_t elements) { return Tensor::empty({elements}, dy.dtype(), dy.device()); };
+  const int64_t cols_size = need_dx || need_dw ? geo.chunk * patch * p : 0;
+  Tensor dy_side = buffer(geo.chunk * oc * p), cols = buffer(cols_size), side = buffer(cols_size);
+  Tensor ones = Tensor::full({need_db ? geo.chunk * p : 0}, 1.0, dy.dtype(), dy.device());
+  T* db = need_db ? grad_buffer(bias_grad).data<T>() : nullptr;
+  T* dw = need_dw ? grad_buffer(weight_grad).data<T>() : nullptr;
+  T* dx = need_dx ? grad_buffer(x_grad).data<T>() : nullptr;
+  for (int64_t first = 0; first < geo.batch; first += geo.chunk) {
+    const int64_t b = std::min(geo.chunk, geo.batch - first);
+    to_side_by_side(kern, dy.data<T>() + first * oc * p, oc, b, p, dy_side.data<T>());
+    if (need_db) kern.gemm(false, false, oc, 1, b * p, T(1), dy_side.data<T>(), ones.data<T>(), T(1), db);
+    if (need_dw) {
+      kern.im2col(geo.chunk_window(b), x_value.data<T>() + first * geo.image_size(), cols.data<T>());
+      to_side_by_side(kern, cols.data<T>(), patch, b, p, side.data<T>());
+      kern.gemm(false, true, oc, patch, b * p, T(1), dy_side.data<T>(), side.data<T>(), T(1), dw);
+    }
+    if (need_dx) {  // dcols side by side in `side`, back to per image in `cols`, onto dx
+      kern.gemm(true, false, patch, b * p, oc, T(1), weight_value.data<T>(), dy_side.data<T>(), T(0),
+                side.data<T>());
+      from_side_by_side(kern, side.data<T>(), patch, b, p, cols.data<T>());
+      kern.col2im(geo.chunk_window(b), cols.data<T>(), dx + first * geo.image_size());
+    }
+  }
 }
 
 }  // namespace
@@ -110,19 +180,35 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                            x.dtype(), x.device());
   dispatch_dtype(x.dtype(), [&]<class T>() {
     const Kernels<T>& kern = backend(x.device()).kernels<T>();
-    Tensor cols = Tensor::empty({geo.chunk * patch * p}, x.dtype(), x.device());
-    Tensor ones = Tensor::full({bias.defined() ? p : 0}, 1.0, x.dtype(), x.device());
+    const auto buffer = [&](int64_t elements) { return Tensor::empty({elements}, x.dtype(), x.device()); };
+    // Side by side: the chunk's cols and Y (OC, B*OH*OW); b 1^T spans the chunk.
+    const int64_t columns = geo.side_by_side ? geo.chunk * p : p;  // of one product
+    Tensor cols = buffer(geo.chunk * patch * p);
+    Tensor side = geo.side_by_side ? buffer(geo.chunk * patch * p) : Tensor();
+    Tensor y_side = geo.side_by_side ? buffer(geo.chunk * oc * p) : Tensor();
+    Tensor ones = Tensor::full({bias.defined() ? columns : 0}, 1.0, x.dtype(), x.device());
     for (int64_t first = 0; first < geo.batch; first += geo.chunk) {
       const int64_t b = std::min(geo.chunk, geo.batch - first);
       T* y_first = y.data<T>() + first * oc * p;
       kern.im2col(geo.chunk_window(b), x.data<T>() + first * geo.image_size(), cols.data<T>());
+      const T beta = bias.defined() ? T(1) : T(0);
+      if (geo.side_by_side) {
+        to_side_by_side(kern, cols.data<T>(), patch, b, p, side.data<T>());
+        // Seed Y with the bias as the rank-1 product b 1^T, then add W cols on top.
+        if (bias.defined())
+          kern.gemm(false, false, oc, b * p, 1, T(1), bias.data<T>(), ones.data<T>(), T(0),
+                    y_side.data<T>());
+        kern.gemm(false, false, oc, b * p, patch, T(1), weight.data<T>(), side.data<T>(), beta,
+                  y_side.data<T>());
+        from_side_by_side(kern, y_side.data<T>(), oc, b, p, y_first);
+        continue;
+      }
       // Seed each y_n with the bias as the rank-1 product b 1^T, then add W cols_n on top.
       if (bias.defined())
         kern.gemm_strided_batched(false, false, oc, p, 1, T(1), bias.data<T>(), 0,
                                   ones.data<T>(), 0, T(0), y_first, oc * p, b);
       kern.gemm_strided_batched(false, false, oc, p, patch, T(1), weight.data<T>(), 0,
-                                cols.data<T>(), patch * p, bias.defined() ? T(1) : T(0),
-                                y_first, oc * p, b);
+                                cols.data<T>(), patch * p, beta, y_first, oc * p, b);
     }
   });
 
@@ -138,6 +224,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
       const int64_t oc = geo.out_channels, p = geo.positions, patch = geo.patch;
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         const Kernels<T>& kern = backend(dy.device()).kernels<T>();
+        const auto buffer = [&](int64_t elements) { return Tensor::empty({elements}, dy.dtype(), dy.device()); };
+        if (geo.side_by_side) {
+          backward_side_by_side(kern, geo, dy, x_value, weight_value, x_grad, weight_grad, bias_grad);
+          return;
+        }
         // db (OC) += dy_n (OC, OH*OW) 1, image by image.
         if (need_db) {
           Tensor ones = Tensor::full({p}, 1.0, dy.dtype(), dy.device());
@@ -146,7 +237,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
             kern.gemm(false, false, oc, 1, p, T(1), dy.data<T>() + n * oc * p, ones.data<T>(), T(1), db);
         }
         if (!need_dx && !need_dw) return;
-        Tensor cols = Tensor::empty({geo.chunk * patch * p}, dy.dtype(), dy.device());
+        Tensor cols = buffer(geo.chunk * patch * p);
         T* dw = need_dw ? grad_buffer(weight_grad).data<T>() : nullptr;
         T* dx = need_dx ? grad_buffer(x_grad).data<T>() : nullptr;
         for (int64_t first = 0; first < geo.batch; first += geo.chunk) {
