@@ -447,7 +447,7 @@ int main(int argc, char** argv) {
             network == "small_cnn" ? small_cnn_step(device, compare_batch, *one_process)
                                    : model_step(device, network, compare_batch);
         const PairedTiming t = time_alternately(device, pairs, step_reps, ours, [&] {
-          return torch->step_seconds(network, compare_batch, step_reps);
+          return torch->step(network, compare_batch, step_reps).seconds;
         });
         entry = t.ratio;
         out["torch_images_per_s"][network] = {{"ours", compare_batch / t.ours_s},
