@@ -8,8 +8,8 @@
 // importing torch, before building any network) or "unavailable: WHY". Then
 // bench writes "NETWORK BATCH REPS" and the peer answers "SECONDS PEAK_KIB":
 // the seconds of its fastest of REPS training steps (after one untimed warm-up
-// the first time it builds NETWORK) and the peak resident set of the last of
-// them (VmHWM, reset just before it); or "error: ..." (thrown here). A size of
+// the first time it builds NETWORK) and the peak resident set during one more
+// step (VmHWM, reset just before it); or "error: ..." (thrown here). A size of
 // -1 KiB is unknown (no /proc, or /proc/self/clear_refs not writable).
 #pragma once
 
@@ -33,8 +33,8 @@ class TorchPeer {
   ~TorchPeer();  // closes the pipes and waits for the process
 
   struct Step {
-    double seconds;                     // of the fastest of the steps
-    std::optional<double> peak_rss_mib;  // of the whole peer process during the last step
+    double seconds;                      // of the fastest of the steps
+    std::optional<double> peak_rss_mib;  // of the whole peer process during one more step
   };
   // PyTorch's fastest of `reps` training steps of `network`, and its peak memory.
   Step step(const std::string& network, int64_t batch, int reps);

@@ -13,12 +13,14 @@ scripts/compare_with_torch.py builds them.
 --serve first says "ready torch VERSION threads N baseline_rss_kib K", K being
 the resident set after the imports, before any network is built; then it
 reads lines "NETWORK BATCH REPS" and answers each "SECONDS PEAK_KIB": the
-seconds of the fastest of REPS steps and the peak resident set of the last of
-them (Linux's VmHWM, reset just before that step), -1 where unknown
-(experiments/torch_peer.h). Needs Debian's python3-torch (apt-get install
-python3-torch); nothing in the build or the tests uses it.
+seconds of the fastest of REPS steps and the peak resident set during one more
+step (Linux's VmHWM, reset just before it, once malloc has given back what
+earlier steps freed), -1 where unknown (experiments/torch_peer.h). Needs
+Debian's python3-torch (apt-get install python3-torch); nothing in the build
+or the tests uses it.
 """
 import argparse
+import ctypes
 import gc
 import os
 import sys
@@ -67,6 +69,15 @@ def status_kib(field):
     return -1
 
 
+def release_freed_memory():
+    """Gives the system back the freed memory that malloc keeps (glibc), so that a
+    peak measured next holds what is live, not what earlier networks freed."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def reset_peak():
     """Starts a new VmHWM from the resident set now (Linux >= 4.0); False where refused."""
     try:
@@ -95,16 +106,21 @@ class Step:
         self.loss_fn(self.model(self.x), self.y).backward()
         self.optimizer.step()
 
-    def best_seconds_and_peak(self, reps):
-        """Seconds of the fastest of `reps` steps, and the peak RSS of the last one in KiB (-1: unknown)."""
-        best, peak_known = float("inf"), False
-        for rep in range(reps):
-            # Reset outside the timer, so that VmHWM then holds the last step's peak alone.
-            peak_known = rep == reps - 1 and reset_peak()
+    def best_seconds(self, reps):
+        best = float("inf")
+        for _ in range(reps):
             start = time.perf_counter()
             self()
             best = min(best, time.perf_counter() - start)
-        return best, status_kib("VmHWM") if peak_known else -1
+        return best
+
+    def peak_kib(self):
+        """Peak RSS of the whole process during one more step, in KiB (-1: unknown)."""
+        release_freed_memory()
+        if not reset_peak():
+            return -1
+        self()
+        return status_kib("VmHWM")
 
 
 def serve():
@@ -124,8 +140,7 @@ def serve():
                 key, step = None, None
                 gc.collect()
                 step, key = Step(name, int(batch)), (name, int(batch))
-            seconds, peak_kib = step.best_seconds_and_peak(int(reps))
-            print(f"{seconds:.9g} {peak_kib}", flush=True)
+            print(f"{step.best_seconds(int(reps)):.9g} {step.peak_kib()}", flush=True)
         except Exception as e:  # told to bench, which names the network
             print(f"error: {e}", flush=True)
 
@@ -146,7 +161,8 @@ def main():
         serve()
         return
     baseline_kib = status_kib("VmRSS")
-    best, peak_kib = Step(args.network, args.batch).best_seconds_and_peak(args.reps)
+    step = Step(args.network, args.batch)
+    best, peak_kib = step.best_seconds(args.reps), step.peak_kib()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads: {args.network} training step "
           f"(batch {args.batch}, Adam): {args.batch / best:.0f} images/s ({best * 1e3:.1f} ms/step)")
     if peak_kib >= 0 and baseline_kib >= 0:
