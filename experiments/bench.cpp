@@ -339,7 +339,7 @@ int main(int argc, char** argv) {
   app.add_flag("--compare-torch", compare_torch,
                "time PyTorch's training steps (small CNN, sena32; with --models also vgg19_bn and "
                "vgg19_bn_compact; batch 64, Adam) alternately with ours, 3 pairs, and report the median speed "
-               "ratio (null without torch)");
+               "ratio and each process's peak RSS of one step (null without torch)");
   app.add_option("--python", python, "the Python interpreter for --compare-torch")->capture_default_str();
   app.add_option("--torch-script", torch_script, "scripts/torch_bench.py, for --compare-torch")
       ->capture_default_str();
