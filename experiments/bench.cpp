@@ -8,8 +8,9 @@
 // with its peak resident memory (Linux's VmHWM, experiments/continual/peak_memory.h).
 // With --compare-torch, each network's training step (batch 64, Adam; the VGGs
 // only with --models) is timed alternately with PyTorch's (scripts/torch_bench.py,
-// experiments/torch_peer.h) and the median of the pairs' ratios is reported;
-// without torch the ratios are null and bench says why. Always: the cost of a
+// experiments/torch_peer.h) and the median of the pairs' ratios is reported,
+// with both processes' peak resident memory of one step and PyTorch's after
+// its import; without torch these are null and bench says why. Always: the cost of a
 // ConvLoRA-adapted conv layer's forward and backward relative to the plain
 // layer's, timed alternately too.
 // With --data-parallel, only 3., as one of the ranks of an mpirun launch: each
@@ -170,9 +171,39 @@ double train_images_per_s(Device device, int64_t batch, int reps, Communicator& 
   return static_cast<double>(batch) / best_seconds(device, reps, small_cnn_step(device, batch, comm));
 }
 
+// Peak resident set (MiB) of the whole process during one run of `step`:
+// Linux's VmHWM, reset just before it, so earlier peaks do not count, and
+// after malloc has given back what earlier benchmarks freed, so that their
+// leftovers do not count either. What does: the binary and its libraries
+// (start_rss_mib), the other live objects, and the step's model, optimiser
+// state, data and activations. nullopt where the peak cannot be reset or read.
+std::optional<double> step_peak_rss_mib(const std::function<void()>& step) {
+  continual::release_freed_memory();
+  const bool reset = continual::reset_peak_memory();
+  step();
+  const int64_t bytes = continual::peak_memory_bytes();
+  if (!reset || bytes == 0) return std::nullopt;
+  return static_cast<double>(bytes) / (1 << 20);
+}
+
+// Our resident set before main: the binary and the libraries it loads
+// (OpenBLAS, MPI, CUDA's where built with it), beside PyTorch's after import.
+const std::optional<double> start_rss_mib = [] {
+  const int64_t bytes = continual::resident_memory_bytes();
+  return bytes ? std::optional<double>(static_cast<double>(bytes) / (1 << 20)) : std::nullopt;
+}();
+
+json mib_or_null(std::optional<double> mib) { return mib ? json(*mib) : json(nullptr); }
+
+std::string mib_text(std::optional<double> mib) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.0f MiB", mib.value_or(0));
+  return mib ? text : "unknown";
+}
+
 struct ModelStep {
   double images_per_s = 0;
-  double peak_rss_mib = 0;  // of one step after the timed ones (0 where unknown)
+  std::optional<double> peak_rss_mib;  // of one step after the timed ones
 };
 
 // A full training step (forward, cross-entropy, backward, Adam) of a model
@@ -199,9 +230,7 @@ ModelStep model_train_step(Device device, const std::string& arch, int64_t batch
   const std::function<void()> step = model_step(device, arch, batch);
   ModelStep result;
   result.images_per_s = static_cast<double>(batch) / best_seconds(device, reps, step);
-  continual::reset_peak_memory();
-  step();
-  result.peak_rss_mib = static_cast<double>(continual::peak_memory_bytes()) / (1 << 20);
+  result.peak_rss_mib = step_peak_rss_mib(step);
   return result;
 }
 
@@ -310,7 +339,7 @@ int main(int argc, char** argv) {
   app.add_flag("--compare-torch", compare_torch,
                "time PyTorch's training steps (small CNN, sena32; with --models also vgg19_bn and "
                "vgg19_bn_compact; batch 64, Adam) alternately with ours, 3 pairs, and report the median speed "
-               "ratio (null without torch)");
+               "ratio and each process's peak RSS of one step (null without torch)");
   app.add_option("--python", python, "the Python interpreter for --compare-torch")->capture_default_str();
   app.add_option("--torch-script", torch_script, "scripts/torch_bench.py, for --compare-torch")
       ->capture_default_str();
@@ -388,12 +417,12 @@ int main(int argc, char** argv) {
       for (const std::string arch : {"sena32", "vgg19_bn_compact"}) {
         const ModelStep r = model_train_step(device, arch, model_batch, quick ? 2 : 5);
         out["models_train_images_per_s"][arch] = r.images_per_s;
-        out["models_train_step_peak_rss_mib"][arch] = r.peak_rss_mib;
+        out["models_train_step_peak_rss_mib"][arch] = mib_or_null(r.peak_rss_mib);
         if (!as_json) {
           std::printf("%s training step (32x32x3, batch %lld, Adam): %.0f images/s, "
-                      "peak RSS %.0f MiB\n",
+                      "peak RSS %s\n",
                       arch.c_str(), static_cast<long long>(model_batch), r.images_per_s,
-                      r.peak_rss_mib);
+                      mib_text(r.peak_rss_mib).c_str());
           std::fflush(stdout);
         }
       }
@@ -424,12 +453,18 @@ int main(int argc, char** argv) {
       std::optional<experiments::TorchPeer> torch =
           experiments::TorchPeer::start(python, torch_script, num_threads(), why_not);
       out["torch"] = torch ? json(torch->version()) : json(nullptr);
+      // The peer's resident set after importing torch, before any network:
+      // what its peaks hold besides the training step.
+      const std::optional<double> torch_baseline = torch ? torch->baseline_rss_mib() : std::nullopt;
+      out["torch_baseline_rss_mib"] = mib_or_null(torch_baseline);
+      out["ours_baseline_rss_mib"] = mib_or_null(start_rss_mib);
       if (!torch) {
         out["torch_unavailable"] = why_not;
         std::cerr << "bench: --compare-torch: PyTorch is not available (" << why_not << "): no ratios\n";
       } else if (!as_json) {
-        std::printf("against %s, batch 64, Adam, median of %d alternating pairs (ratio > 1: ours faster):\n",
-                    torch->version().c_str(), pairs);
+        std::printf("against %s, batch 64, Adam, median of %d alternating pairs (ratio > 1: ours faster); "
+                    "peak RSS of one step, each process whole (ours %s before main):\n",
+                    torch->version().c_str(), pairs, mib_text(start_rss_mib).c_str());
         std::fflush(stdout);
       }
       const int64_t compare_batch = 64;
@@ -439,22 +474,34 @@ int main(int argc, char** argv) {
       for (const std::string& network : networks) {
         json& entry = out["torch_ratio"][network];
         if (!torch) {
-          entry = nullptr;
+          entry = out["torch_peak_rss_mib"][network] = out["ours_peak_rss_mib"][network] = nullptr;
           continue;
         }
         const int step_reps = network.rfind("vgg", 0) == 0 ? 2 : reps;
         const std::function<void()> ours =
             network == "small_cnn" ? small_cnn_step(device, compare_batch, *one_process)
                                    : model_step(device, network, compare_batch);
+        std::optional<double> torch_peak;  // the last pair's
         const PairedTiming t = time_alternately(device, pairs, step_reps, ours, [&] {
-          return torch->step_seconds(network, compare_batch, step_reps);
+          const experiments::TorchPeer::Step step = torch->step(network, compare_batch, step_reps);
+          torch_peak = step.peak_rss_mib;
+          return step.seconds;
         });
+        // Ours as the peer measures its own: one more step after the timed ones.
+        const std::optional<double> ours_peak = step_peak_rss_mib(ours);
         entry = t.ratio;
         out["torch_images_per_s"][network] = {{"ours", compare_batch / t.ours_s},
                                               {"torch", compare_batch / t.other_s}};
+        out["torch_peak_rss_mib"][network] = mib_or_null(torch_peak);
+        out["ours_peak_rss_mib"][network] = mib_or_null(ours_peak);
         if (!as_json) {
-          std::printf("  %-18s %.2fx (ours %.0f images/s, torch %.0f)\n", network.c_str(), t.ratio,
-                      compare_batch / t.ours_s, compare_batch / t.other_s);
+          std::string above;
+          if (torch_peak && torch_baseline)
+            above = " (baseline after import " + mib_text(torch_baseline) + ", so " +
+                    mib_text(*torch_peak - *torch_baseline) + " above it)";
+          std::printf("  %-18s %.2fx (ours %.0f images/s, torch %.0f); peak RSS ours %s, torch %s%s\n",
+                      network.c_str(), t.ratio, compare_batch / t.ours_s, compare_batch / t.other_s,
+                      mib_text(ours_peak).c_str(), mib_text(torch_peak).c_str(), above.c_str());
           std::fflush(stdout);
         }
       }

@@ -3,12 +3,36 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <charconv>
+#include <cmath>
 #include <csignal>
+#include <sstream>
 #include <stdexcept>
 #include <utility>
 #include <vector>
 
 namespace experiments {
+
+namespace {
+
+// A whole token as a number of type T; false where any of it is not one.
+template <typename T>
+bool parse_number(const std::string& token, T& value) {
+  const char* end = token.data() + token.size();
+  const auto [stop, error] = std::from_chars(token.data(), end, value);
+  return error == std::errc() && stop == end && !token.empty();
+}
+
+// A resident-set size of the protocol: KiB, or -1 where the peer could not
+// measure it (nullopt in `mib`). False where the token is neither.
+bool parse_kib(const std::string& token, std::optional<double>& mib) {
+  int64_t kib = 0;
+  if (!parse_number(token, kib) || kib < -1) return false;
+  mib = kib == -1 ? std::nullopt : std::optional<double>(static_cast<double>(kib) / 1024);
+  return true;
+}
+
+}  // namespace
 
 std::optional<TorchPeer> TorchPeer::start(const std::string& python, const std::string& script,
                                           int threads, std::string& why_not) {
@@ -41,7 +65,12 @@ std::optional<TorchPeer> TorchPeer::start(const std::string& python, const std::
   TorchPeer peer(pid, to_peer[1], from_peer[0]);
   const std::string hello = peer.read_line();
   if (hello.rfind("ready ", 0) == 0) {
-    peer.version_ = hello.substr(6);
+    const std::string field = " baseline_rss_kib ";
+    const size_t at = hello.rfind(field);
+    if (at == std::string::npos || !parse_kib(hello.substr(at + field.size()), peer.baseline_rss_mib_))
+      throw std::runtime_error("--compare-torch: " + script + " --serve said \"" + hello +
+                               "\", not \"ready torch VERSION threads N baseline_rss_kib K\"");
+    peer.version_ = hello.substr(6, at - 6);
     return peer;
   }
   why_not = hello.rfind("unavailable: ", 0) == 0
@@ -52,7 +81,7 @@ std::optional<TorchPeer> TorchPeer::start(const std::string& python, const std::
 
 TorchPeer::TorchPeer(TorchPeer&& other) noexcept
     : pid_(other.pid_), to_(other.to_), from_(other.from_), version_(std::move(other.version_)),
-      buffered_(std::move(other.buffered_)) {
+      buffered_(std::move(other.buffered_)), baseline_rss_mib_(other.baseline_rss_mib_) {
   other.pid_ = other.to_ = other.from_ = -1;
 }
 
@@ -78,19 +107,23 @@ std::string TorchPeer::read_line() {
   }
 }
 
-double TorchPeer::step_seconds(const std::string& network, int64_t batch, int reps) {
+TorchPeer::Step TorchPeer::step(const std::string& network, int64_t batch, int reps) {
   const std::string request = network + " " + std::to_string(batch) + " " + std::to_string(reps) + "\n";
   if (write(to_, request.data(), request.size()) != static_cast<ssize_t>(request.size()))
     throw std::runtime_error("--compare-torch: the PyTorch process has gone (writing a request for " + network + ")");
   const std::string answer = read_line();
-  try {
-    size_t used = 0;
-    const double seconds = std::stod(answer, &used);
-    if (used == answer.size() && seconds > 0) return seconds;
-  } catch (const std::exception&) {
-  }
-  throw std::runtime_error("--compare-torch: PyTorch's step of " + network + " failed: " +
-                           (answer.empty() ? std::string("the process ended") : answer));
+  if (answer.empty() || answer.rfind("error: ", 0) == 0)
+    throw std::runtime_error("--compare-torch: PyTorch's step of " + network + " failed: " +
+                             (answer.empty() ? std::string("the process ended") : answer));
+  std::istringstream fields(answer);
+  std::string seconds_field, peak_field, extra;
+  fields >> seconds_field >> peak_field >> extra;
+  Step step{};
+  if (!parse_number(seconds_field, step.seconds) || !std::isfinite(step.seconds) || step.seconds <= 0 ||
+      !parse_kib(peak_field, step.peak_rss_mib) || !extra.empty())
+    throw std::runtime_error("--compare-torch: PyTorch's answer for " + network + " is \"" + answer +
+                             "\", not \"SECONDS PEAK_KIB\" (seconds > 0, peak in KiB or -1 for unknown)");
+  return step;
 }
 
 }  // namespace experiments

@@ -10,12 +10,18 @@ bench.cpp's), sena32, vgg19_bn (torchvision's layout, with its 7x7 average
 pool) and vgg19_bn_compact (no average pool), the last three as
 scripts/compare_with_torch.py builds them.
 
---serve reads lines "NETWORK BATCH REPS" and answers each with the seconds of
-the fastest of REPS steps (experiments/torch_peer.h). Needs Debian's
-python3-torch (apt-get install python3-torch); nothing in the build or the
-tests uses it.
+--serve first says "ready torch VERSION threads N baseline_rss_kib K", K being
+the resident set after the imports, before any network is built; then it
+reads lines "NETWORK BATCH REPS" and answers each "SECONDS PEAK_KIB": the
+seconds of the fastest of REPS steps and the peak resident set during one more
+step (Linux's VmHWM, reset just before it, once malloc has given back what
+earlier steps freed), -1 where unknown (experiments/torch_peer.h). Needs
+Debian's python3-torch (apt-get install python3-torch); nothing in the build
+or the tests uses it.
 """
 import argparse
+import ctypes
+import gc
 import os
 import sys
 import time
@@ -23,11 +29,19 @@ import time
 try:
     import torch
     import torch.nn as nn
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from compare_with_torch import make_model
 except ImportError as e:
     if "--serve" in sys.argv:
         print(f"unavailable: {e}", flush=True)
         sys.exit(0)
     raise
+try:
+    # make_model builds vgg19_bn with torchvision where it is installed: imported
+    # here, its libraries count in the baseline, not in a step's peak.
+    import torchvision  # noqa: F401
+except ImportError:
+    pass
 
 NETWORKS = ("small_cnn", "sena32", "vgg19_bn", "vgg19_bn_compact")
 
@@ -40,9 +54,38 @@ def make_network(name):
             nn.Conv2d(3, 32, 3), nn.ReLU(), nn.Conv2d(32, 32, 3), nn.ReLU(), nn.MaxPool2d(3, 2),
             nn.Conv2d(32, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
             nn.Linear(5184, 512), nn.Linear(512, 10))
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from compare_with_torch import make_model
     return make_model(name, 32, 32, 3, 10)
+
+
+def status_kib(field):
+    """A field of /proc/self/status in KiB (VmRSS: resident now, VmHWM: its peak), -1 where unknown."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def release_freed_memory():
+    """Gives the system back the freed memory that malloc keeps (glibc), so that a
+    peak measured next holds what is live, not what earlier networks freed."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def reset_peak():
+    """Starts a new VmHWM from the resident set now (Linux >= 4.0); False where refused."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
 
 
 class Step:
@@ -71,19 +114,33 @@ class Step:
             best = min(best, time.perf_counter() - start)
         return best
 
+    def peak_kib(self):
+        """Peak RSS of the whole process during one more step, in KiB (-1: unknown)."""
+        release_freed_memory()
+        if not reset_peak():
+            return -1
+        self()
+        return status_kib("VmHWM")
+
 
 def serve():
-    print(f"ready torch {torch.__version__} threads {torch.get_num_threads()}", flush=True)
-    steps = {}
+    print(f"ready torch {torch.__version__} threads {torch.get_num_threads()} "
+          f"baseline_rss_kib {status_kib('VmRSS')}", flush=True)
+    key, step = None, None
     for line in sys.stdin:
         try:
             name, batch, reps = line.split()
             if name not in NETWORKS:
                 raise ValueError(f"unknown network {name!r} (expected one of {', '.join(NETWORKS)})")
-            key = (name, int(batch))
-            if key not in steps:
-                steps[key] = Step(name, int(batch))
-            print(f"{steps[key].best_seconds(int(reps)):.9g}", flush=True)
+            if int(reps) < 1:
+                raise ValueError(f"REPS must be >= 1, not {reps}")
+            if (name, int(batch)) != key:
+                # One network at a time: the previous one's weights and Adam
+                # state must not count in this one's peak.
+                key, step = None, None
+                gc.collect()
+                step, key = Step(name, int(batch)), (name, int(batch))
+            print(f"{step.best_seconds(int(reps)):.9g} {step.peak_kib()}", flush=True)
         except Exception as e:  # told to bench, which names the network
             print(f"error: {e}", flush=True)
 
@@ -103,9 +160,14 @@ def main():
     if args.serve:
         serve()
         return
-    best = Step(args.network, args.batch).best_seconds(args.reps)
+    baseline_kib = status_kib("VmRSS")
+    step = Step(args.network, args.batch)
+    best, peak_kib = step.best_seconds(args.reps), step.peak_kib()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads: {args.network} training step "
           f"(batch {args.batch}, Adam): {args.batch / best:.0f} images/s ({best * 1e3:.1f} ms/step)")
+    if peak_kib >= 0 and baseline_kib >= 0:
+        print(f"peak RSS of a step {peak_kib / 1024:.0f} MiB, {(peak_kib - baseline_kib) / 1024:.0f} above "
+              f"the {baseline_kib / 1024:.0f} MiB after import")
 
 
 if __name__ == "__main__":
