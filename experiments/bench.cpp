@@ -382,12 +382,16 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
 
-    // The first layers of sena32 / the small CNN and of VGG, then VGG's inner sizes.
+    // The first layers of sena32 / the small CNN and of VGG, then VGG's inner
+    // sizes at 32x32, down to its last two blocks (4x4 and 2x2 maps, whose
+    // chunks engine/ops/conv2d.cpp puts side by side).
     const std::vector<ConvLayer> layers = {{"first 3->32 at 32x32", 3, 32, 32, false},
                                            {"first 3->64 at 32x32", 3, 64, 32, false},
                                            {"64->64 at 32x32", 64, 64, 32},
                                            {"128->128 at 16x16", 128, 128, 16},
-                                           {"256->256 at 8x8", 256, 256, 8}};
+                                           {"256->256 at 8x8", 256, 256, 8},
+                                           {"512->512 at 4x4", 512, 512, 4},
+                                           {"512->512 at 2x2", 512, 512, 2}};
     out["conv"] = json::array();
     for (const ConvLayer& layer : layers) {
       const ConvResult r = bench_conv(device, layer, batch, reps);
