@@ -15,11 +15,13 @@ namespace {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device_index) : f32_(&ctx_), f64_(&ctx_) {
-    check_cuda(cudaSetDevice(device_index), "cudaSetDevice");
+  // cudaSetDevice binds the calling thread only: the engine makes its CUDA
+  // calls from one thread, the one that first uses the device.
+  explicit CudaBackend(int index) : f32_(&ctx_), f64_(&ctx_) {
+    check_cuda(cudaSetDevice(index), "cudaSetDevice");
     cudaDeviceProp properties{};
-    check_cuda(cudaGetDeviceProperties(&properties, device_index), "cudaGetDeviceProperties");
-    name_ = std::string("cuda (") + properties.name + ")";
+    check_cuda(cudaGetDeviceProperties(&properties, index), "cudaGetDeviceProperties");
+    name_ = "cuda:" + std::to_string(index) + " (" + properties.name + ")";
     // Non-blocking: the legacy default stream must not serialise with ours.
     check_cuda(cudaStreamCreateWithFlags(&ctx_.stream, cudaStreamNonBlocking), "cudaStreamCreate");
     check_cublas(cublasCreate(&ctx_.cublas), "cublasCreate");
@@ -68,7 +70,7 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> try_create_backend(std::string* why_not) {
+std::unique_ptr<Backend> try_create_backend(int index, std::string* why_not) {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
@@ -81,8 +83,15 @@ std::unique_ptr<Backend> try_create_backend(std::string* why_not) {
     *why_not = "no CUDA GPU found (cudaGetDeviceCount returned 0)";
     return nullptr;
   }
+  if (index >= count) {
+    // CUDA numbers only the visible GPUs (CUDA_VISIBLE_DEVICES), from 0.
+    *why_not = "cuda:" + std::to_string(index) + " does not exist: " + std::to_string(count) + " CUDA GPU" +
+               (count == 1 ? " is" : "s are") + " visible (cuda:0" +
+               (count == 1 ? std::string() : " to cuda:" + std::to_string(count - 1)) + ")";
+    return nullptr;
+  }
   try {
-    auto backend = std::make_unique<CudaBackend>(0);
+    auto backend = std::make_unique<CudaBackend>(index);
     backend->probe();
     return backend;
   } catch (const std::exception& e) {
