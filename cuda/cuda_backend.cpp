@@ -47,6 +47,16 @@ class CudaBackend final : public Backend {
   int64_t peak_memory_bytes() override { return static_cast<int64_t>(ctx_.allocator.peak_bytes()); }
   void reset_peak_memory() override { ctx_.allocator.reset_peak(); }
 
+  // The math mode of the one cuBLAS handle, which every GEMM goes through
+  // (cuda/blas_kernels.cpp). TF32 applies to the float32 GEMMs only; the
+  // float64 ones are unchanged.
+  void set_tf32(bool on) override {
+    check_cublas(cublasSetMathMode(ctx_.cublas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+                 "cublasSetMathMode");
+    tf32_ = on;
+  }
+  bool tf32() const override { return tf32_; }
+
   const Kernels<float>& f32() const override { return f32_; }
   const Kernels<double>& f64() const override { return f64_; }
 
@@ -66,6 +76,7 @@ class CudaBackend final : public Backend {
   CudaKernels<float> f32_;
   CudaKernels<double> f64_;
   std::string name_;
+  bool tf32_ = false;
 };
 
 }  // namespace

@@ -12,6 +12,10 @@ int64_t Broadcast::numel() const {
   return n;
 }
 
+void Backend::set_tf32(bool on) {
+  if (on) throw std::invalid_argument("set_tf32: " + name() + " has no TF32 mode (a GPU tensor-core mode)");
+}
+
 Backend& cpu_backend();  // engine/cpu/cpu_backend.cpp
 
 namespace {

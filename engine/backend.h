@@ -187,6 +187,13 @@ class Backend {
   // set size tells.
   virtual int64_t peak_memory_bytes() { return 0; }
   virtual void reset_peak_memory() {}
+  // TF32: float32 matrix products (gemm, gemm_strided_batched) on tensor
+  // cores, each input cut to 10 mantissa bits (a relative error below 2^-10,
+  // about 1e-3), products summed in float32. Faster and less exact, so off
+  // unless asked for. Only CUDA backends have it: the default refuses to turn
+  // it on (std::invalid_argument naming the backend).
+  virtual void set_tf32(bool on);
+  virtual bool tf32() const { return false; }
 
   virtual const Kernels<float>& f32() const = 0;
   virtual const Kernels<double>& f64() const = 0;

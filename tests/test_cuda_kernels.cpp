@@ -628,3 +628,10 @@ BOOST_AUTO_TEST_CASE(the_gpu_index_is_chosen_once_before_first_use) {
   BOOST_TEST(device_index(Device::cuda) == index);
 #endif
 }
+
+// TF32 is a GPU mode: the CPU backend refuses it rather than ignore it.
+BOOST_AUTO_TEST_CASE(the_cpu_backend_refuses_tf32) {
+  BOOST_CHECK_NO_THROW(backend(Device::cpu).set_tf32(false));
+  BOOST_CHECK_THROW(backend(Device::cpu).set_tf32(true), std::invalid_argument);
+  BOOST_TEST(!backend(Device::cpu).tf32());
+}
