@@ -40,6 +40,7 @@
 #include "engine/parallel.h"
 #include "engine/random.h"
 #include "experiments/common/cli.h"
+#include "experiments/common/device.h"
 #include "experiments/common/tool.h"
 #include "experiments/continual/peak_memory.h"
 #include "experiments/torch_peer.h"
@@ -316,15 +317,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")
       ->check(CLI::Range(int64_t{0}, tool::kMaxThreads))->capture_default_str();
-  app.add_option("--device", device_name, "cpu or cuda")
-      ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app.add_option("--device", device_name, "cpu, cuda (the first GPU) or cuda:N (GPU N)")->capture_default_str();
   return tool::run_main("bench", app, argc, argv, [&] {
-  const Device device = device_name == "cuda" ? Device::cuda : Device::cpu;
-  if (!backend_available(device)) {
-    std::cerr << "bench: device " << device_name
-              << " is unavailable: " << backend_unavailable_reason(device) << "\n";
-    return 1;
-  }
+  const Device device = experiments::use_device(device_name);
   try {
     set_num_threads(threads);
     const int reps = quick ? 2 : 5;

@@ -19,6 +19,7 @@
 #include "engine/io.h"
 #include "experiments/common/build_info.h"
 #include "experiments/common/cli.h"
+#include "experiments/common/device.h"
 #include "experiments/common/provenance.h"
 #include "experiments/continual/aggregate.h"
 #include "experiments/continual/cell_result.h"
@@ -589,5 +590,32 @@ BOOST_AUTO_TEST_CASE(version_and_help_footer_of_every_binary) {
   } catch (const CLI::CallForVersion& e) {
     BOOST_TEST(e.get_exit_code() == 0);
     BOOST_TEST(std::string(e.what()) == v);
+  }
+}
+
+// --device in every program: one spelling per device; anything else is refused
+// naming the flag, the value and the forms accepted.
+BOOST_AUTO_TEST_CASE(device_names_have_one_spelling_each) {
+  using experiments::DeviceChoice;
+  using experiments::parse_device;
+  const auto is = [](const DeviceChoice& got, engine::Device device, int index) {
+    return got.device == device && got.index == index;
+  };
+  BOOST_TEST(is(parse_device("cpu"), engine::Device::cpu, 0));
+  BOOST_TEST(is(parse_device("cuda"), engine::Device::cuda, 0));
+  BOOST_TEST(is(parse_device("cuda:0"), engine::Device::cuda, 0));
+  BOOST_TEST(is(parse_device("cuda:7"), engine::Device::cuda, 7));
+  BOOST_TEST(is(parse_device("cuda:1023"), engine::Device::cuda, experiments::kMaxDeviceIndex));
+  for (const std::string bad : {"", "gpu", "CUDA", "cpu:0", " cuda", "cuda ", "cuda:", "cuda:x", "cuda:-1", "cuda:+1",
+                                "cuda: 1", "cuda:1 ", "cuda:01", "cuda:1.5", "cuda:0x1", "cuda:1024",
+                                "cuda:99999999999999999999", "cuda:1:2"}) {
+    try {
+      parse_device(bad);
+      BOOST_ERROR("accepted --device '" << bad << "'");
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      BOOST_TEST(what.starts_with("--device: '" + bad + "'"), what);
+      BOOST_TEST(what.find("cpu, cuda (the first GPU) or cuda:N") != std::string::npos, what);
+    }
   }
 }

@@ -23,6 +23,7 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "experiments/continual/config.h"
+#include "experiments/continual/evaluate.h"
 #include "experiments/continual/methods.h"
 #include "experiments/continual/run.h"
 #include "experiments/continual/sweep.h"
@@ -321,6 +322,30 @@ BOOST_AUTO_TEST_CASE(malformed_values_are_refused) {
   BOOST_TEST(plateau.patience == 4);
   BOOST_TEST(plateau.factor == 0.5);
   BOOST_TEST(parse_lr_plateau("4").factor == 0.1);
+}
+
+// Checked without a GPU: validate looks at the flag, the run at the device.
+BOOST_AUTO_TEST_CASE(device_is_validated_and_recorded) {
+  for (const std::string bad : {"gpu", "cuda:", "cuda:01", "cuda:-1", "cuda:1024"}) {
+    RunConfig c;
+    c.device = bad;
+    testing::check_flag_refused(c, "--device");
+  }
+  BOOST_CHECK_NO_THROW(parse_and_validate({"--device", "cuda"}));
+  BOOST_CHECK_NO_THROW(parse_and_validate({"--device", "cuda:1"}));
+
+  // The configuration says which GPU; the setting (what decides the numbers,
+  // which cells must share) names the kind, as runs before cuda:N did.
+  RunConfig c;
+  c.device = "cuda:3";
+  BOOST_TEST(config_json(c).at("device") == "cuda:3");
+  BOOST_TEST(setting_json(c).at("device") == "cuda");
+  BOOST_TEST(config_json(RunConfig{}).at("device") == "cpu");
+  // `continual evaluate` rebuilds the configuration from the setting.
+  std::vector<std::string> unknown;
+  const RunConfig back = config_from_setting(setting_json(c), unknown);
+  BOOST_TEST(unknown.empty());
+  BOOST_TEST(back.device == "cuda");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
