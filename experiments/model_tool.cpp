@@ -300,7 +300,7 @@ int main(int argc, char** argv) {
     ToolModel(arch, input, classes, {0, false}, lora_adapters);  // checks arch, input, classes and placement
     if (dropout && !(*dropout >= 0 && *dropout < 1))
       throw std::invalid_argument("--dropout: expected p in [0, 1), got " + std::to_string(*dropout));
-    const engine::Device device = experiments::use_device(device_name);
+    const engine::Device device = experiments::use_device(device_name, /*tf32=*/false);
     if (summary_cmd->parsed()) return summary(arch, input, classes, device);
     if (init_cmd->parsed()) return init(arch, input, classes, seed, lora_adapters, out);
     return run(arch, input, classes, device, weights, data, out, eval, dropout, lora_adapters);

@@ -181,8 +181,9 @@ BOOST_AUTO_TEST_CASE(param_table_says_which_rows_do_not_apply_and_counts_the_res
   }
 }
 
-// One parser for --device in every program (experiments/common/device.h).
-BOOST_AUTO_TEST_CASE(programs_refuse_bad_device_names) {
+// One parser for --device in every program (experiments/common/device.h);
+// --tf32 is refused without a GPU device rather than ignored.
+BOOST_AUTO_TEST_CASE(programs_refuse_bad_device_names_and_tf32_on_the_cpu) {
   const Sandbox box;
   const std::vector<std::string> quick = {"--arch", "tiny", "--train-limit", "32", "--epochs", "1", "--out", "out"};
   const auto continual_with = [&](std::vector<std::string> args) {
@@ -190,7 +191,9 @@ BOOST_AUTO_TEST_CASE(programs_refuse_bad_device_names) {
     return args;
   };
   expect_refusal(box, program("CONTINUAL"), continual_with({"--device", "cuda:01"}), 2, "--device");
+  expect_refusal(box, program("CONTINUAL"), continual_with({"--tf32"}), 2, "--tf32");
   expect_refusal(box, program("BENCH"), {"--device", "gpu"}, 2, "--device");
+  expect_refusal(box, program("BENCH"), {"--device", "cpu", "--tf32"}, 2, "--tf32");
   expect_refusal(box, program("MODEL_TOOL"),
                  {"summary", "--arch", "tiny", "--input", "28x28x1", "--classes", "2", "--device", "cuda:x"}, 2,
                  "--device");

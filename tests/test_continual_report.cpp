@@ -619,3 +619,18 @@ BOOST_AUTO_TEST_CASE(device_names_have_one_spelling_each) {
     }
   }
 }
+
+// --tf32 is a GPU mode: refused with the CPU, where it would change nothing.
+BOOST_AUTO_TEST_CASE(tf32_goes_with_a_gpu_only) {
+  BOOST_CHECK_NO_THROW(experiments::check_tf32(experiments::parse_device("cuda:2"), true));
+  BOOST_CHECK_NO_THROW(experiments::check_tf32(experiments::parse_device("cpu"), false));
+  try {
+    experiments::check_tf32(experiments::parse_device("cpu"), true);
+    BOOST_ERROR("--tf32 accepted with --device cpu");
+  } catch (const std::invalid_argument& e) {
+    BOOST_TEST(std::string(e.what()).starts_with("--tf32: needs --device cuda"), e.what());
+  }
+  // Refused before the device is looked at: the same error on any machine.
+  BOOST_CHECK_THROW(experiments::use_device("cpu", true), std::invalid_argument);
+  BOOST_TEST((experiments::use_device("cpu", false) == engine::Device::cpu));
+}

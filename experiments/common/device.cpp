@@ -35,16 +35,24 @@ DeviceChoice parse_device(const std::string& text) {
                               " in decimal without sign or leading zeros)");
 }
 
+void check_tf32(const DeviceChoice& choice, bool tf32) {
+  if (tf32 && choice.device != engine::Device::cuda)
+    throw std::invalid_argument("--tf32: needs --device cuda or cuda:N (TF32 is a GPU tensor-core mode; on the " +
+                                engine::to_string(choice.device) + " it would change nothing)");
+}
+
 engine::Device select_device(const std::string& text) {
   const DeviceChoice choice = parse_device(text);
   engine::set_device_index(choice.device, choice.index);
   return choice.device;
 }
 
-engine::Device use_device(const std::string& text) {
+engine::Device use_device(const std::string& text, bool tf32) {
+  check_tf32(parse_device(text), tf32);
   const engine::Device device = select_device(text);
   if (!engine::backend_available(device))
     throw std::runtime_error("--device " + text + ": " + engine::backend_unavailable_reason(device));
+  engine::backend(device).set_tf32(tf32);
   return device;
 }
 

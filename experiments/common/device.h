@@ -1,9 +1,11 @@
-// The --device flag, read in one place for every program.
+// The --device and --tf32 flags, read in one place for every program.
 //
 // --device is "cpu", "cuda" (the first GPU, the same as cuda:0) or "cuda:N"
 // (GPU N as CUDA numbers the visible ones, so CUDA_VISIBLE_DEVICES renumbers
 // them). The GPU is one choice per process (engine::set_device_index), made
-// here before anything uses it.
+// here before anything uses it. --tf32 lets cuBLAS's float32 GEMMs use TF32
+// tensor cores (engine::Backend::set_tf32); it means nothing on the CPU and is
+// refused there rather than ignored.
 #pragma once
 
 #include <string>
@@ -25,12 +27,17 @@ constexpr int kMaxDeviceIndex = 1023;
 // leading zeros, at most kMaxDeviceIndex.
 DeviceChoice parse_device(const std::string& text);
 
+// Throws std::invalid_argument "--tf32: ..." when tf32 is asked for a device
+// without it (the CPU).
+void check_tf32(const DeviceChoice& choice, bool tf32);
+
 // Parses `text`, chooses its GPU (before the device's first use) and returns
-// the device; use_device also makes sure the device can run here. Both throw
-// std::invalid_argument for a malformed name; use_device throws
-// std::runtime_error "--device TEXT: why" when the device is not usable (no
-// GPU or driver, cuda:N past the visible GPUs, a build without CUDA).
+// the device; use_device also checks --tf32, makes sure the device can run
+// here and sets its TF32 mode. Both throw std::invalid_argument for a bad flag
+// value; use_device throws std::runtime_error "--device TEXT: why" when the
+// device is not usable (no GPU or driver, cuda:N past the visible GPUs, a
+// build without CUDA).
 engine::Device select_device(const std::string& text);
-engine::Device use_device(const std::string& text);
+engine::Device use_device(const std::string& text, bool tf32);
 
 }  // namespace experiments

@@ -101,7 +101,7 @@ KeptRun read_kept_run(const fs::path& out_dir, const std::string& context, std::
   }
   if (run.finished.empty()) throw std::runtime_error(context + ": no finished cell (cells/*.json) to evaluate");
   try {
-    run.device = experiments::use_device(c.device);
+    run.device = experiments::use_device(c.device, c.tf32);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(context + ": the run used " + e.what());
   }

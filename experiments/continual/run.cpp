@@ -143,7 +143,7 @@ void run_sweep(const RunConfig& c, std::ostream& out, std::ostream& log, bool te
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  const engine::Device device = experiments::use_device(c.device);
+  const engine::Device device = experiments::use_device(c.device, c.tf32);
   engine::set_num_threads(c.threads);
   const auto comm = c.data_parallel ? engine::make_communicator(device) : engine::make_single_process_communicator();
   if (comm->size() == 1) return run_cells(c, shard, *comm, out, log, terminal);
