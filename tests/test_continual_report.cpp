@@ -16,6 +16,7 @@
 #include <map>
 #include <sstream>
 
+#include "engine/backend.h"
 #include "engine/io.h"
 #include "experiments/common/build_info.h"
 #include "experiments/common/cli.h"
@@ -397,6 +398,18 @@ BOOST_AUTO_TEST_CASE(reports_and_plots_are_written) {
   BOOST_TEST(head.find("- command: `continual '--out=a b'`") != std::string::npos, head);
   BOOST_TEST(head.find("threads; OpenBLAS") != std::string::npos, head);
   BOOST_TEST(head.find("- started ") != std::string::npos, head);
+}
+
+// Shards of one sweep may run on different GPUs, and sweep.json's config names
+// the last one to start; the shard that merges, its own GPU long chosen,
+// writes the reports all the same.
+BOOST_AUTO_TEST_CASE(reports_are_written_whatever_gpu_the_config_names) {
+  TempDir dir("continual-report-gpu");
+  engine::backend_available(engine::Device::cuda);  // this process's GPU (if any) is fixed from here on
+  const std::string other_gpu = "cuda:" + std::to_string(engine::device_index(engine::Device::cuda) + 1);
+  const auto summaries = summarise({"naive"}, {make_cell("naive", 0, kForgetful)});
+  BOOST_CHECK_NO_THROW(
+      write_reports(dir.path, "Split toy", {{"tasks", 3}, {"device", other_gpu}}, {{"name", "toy"}}, summaries));
 }
 
 BOOST_AUTO_TEST_CASE(svg_holds_one_coloured_series_per_method) {

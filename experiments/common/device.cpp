@@ -41,15 +41,11 @@ void check_tf32(const DeviceChoice& choice, bool tf32) {
                                 engine::to_string(choice.device) + " it would change nothing)");
 }
 
-engine::Device select_device(const std::string& text) {
-  const DeviceChoice choice = parse_device(text);
-  engine::set_device_index(choice.device, choice.index);
-  return choice.device;
-}
-
 engine::Device use_device(const std::string& text, bool tf32) {
-  check_tf32(parse_device(text), tf32);
-  const engine::Device device = select_device(text);
+  const DeviceChoice choice = parse_device(text);
+  check_tf32(choice, tf32);
+  const engine::Device device = choice.device;
+  engine::set_device_index(device, choice.index);
   if (!engine::backend_available(device))
     throw std::runtime_error("--device " + text + ": " + engine::backend_unavailable_reason(device));
   engine::backend(device).set_tf32(tf32);

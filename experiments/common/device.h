@@ -31,13 +31,11 @@ DeviceChoice parse_device(const std::string& text);
 // without it (the CPU).
 void check_tf32(const DeviceChoice& choice, bool tf32);
 
-// Parses `text`, chooses its GPU (before the device's first use) and returns
-// the device; use_device also checks --tf32, makes sure the device can run
-// here and sets its TF32 mode. Both throw std::invalid_argument for a bad flag
-// value; use_device throws std::runtime_error "--device TEXT: why" when the
-// device is not usable (no GPU or driver, cuda:N past the visible GPUs, a
-// build without CUDA).
-engine::Device select_device(const std::string& text);
+// The device a program computes on: parses `text`, checks --tf32 against it,
+// chooses its GPU (before the device's first use), makes sure it can run here
+// and sets its TF32 mode. Throws std::invalid_argument for a bad flag value,
+// and std::runtime_error "--device TEXT: why" when the device is not usable
+// (no GPU or driver, cuda:N past the visible GPUs, a build without CUDA).
 engine::Device use_device(const std::string& text, bool tf32);
 
 }  // namespace experiments
