@@ -15,11 +15,13 @@ namespace {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device_index) : f32_(&ctx_), f64_(&ctx_) {
-    check_cuda(cudaSetDevice(device_index), "cudaSetDevice");
+  // cudaSetDevice binds the calling thread only: the engine makes its CUDA
+  // calls from one thread, the one that first uses the device.
+  explicit CudaBackend(int index) : f32_(&ctx_), f64_(&ctx_) {
+    check_cuda(cudaSetDevice(index), "cudaSetDevice");
     cudaDeviceProp properties{};
-    check_cuda(cudaGetDeviceProperties(&properties, device_index), "cudaGetDeviceProperties");
-    name_ = std::string("cuda (") + properties.name + ")";
+    check_cuda(cudaGetDeviceProperties(&properties, index), "cudaGetDeviceProperties");
+    name_ = "cuda:" + std::to_string(index) + " (" + properties.name + ")";
     // Non-blocking: the legacy default stream must not serialise with ours.
     check_cuda(cudaStreamCreateWithFlags(&ctx_.stream, cudaStreamNonBlocking), "cudaStreamCreate");
     check_cublas(cublasCreate(&ctx_.cublas), "cublasCreate");
@@ -45,6 +47,16 @@ class CudaBackend final : public Backend {
   int64_t peak_memory_bytes() override { return static_cast<int64_t>(ctx_.allocator.peak_bytes()); }
   void reset_peak_memory() override { ctx_.allocator.reset_peak(); }
 
+  // The math mode of the one cuBLAS handle, which every GEMM goes through
+  // (cuda/blas_kernels.cpp). TF32 applies to the float32 GEMMs only; the
+  // float64 ones are unchanged.
+  void set_tf32(bool on) override {
+    check_cublas(cublasSetMathMode(ctx_.cublas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+                 "cublasSetMathMode");
+    tf32_ = on;
+  }
+  bool tf32() const override { return tf32_; }
+
   const Kernels<float>& f32() const override { return f32_; }
   const Kernels<double>& f64() const override { return f64_; }
 
@@ -64,11 +76,12 @@ class CudaBackend final : public Backend {
   CudaKernels<float> f32_;
   CudaKernels<double> f64_;
   std::string name_;
+  bool tf32_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> try_create_backend(std::string* why_not) {
+std::unique_ptr<Backend> try_create_backend(int index, std::string* why_not) {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
@@ -81,8 +94,15 @@ std::unique_ptr<Backend> try_create_backend(std::string* why_not) {
     *why_not = "no CUDA GPU found (cudaGetDeviceCount returned 0)";
     return nullptr;
   }
+  if (index >= count) {
+    // CUDA numbers only the visible GPUs (CUDA_VISIBLE_DEVICES), from 0.
+    *why_not = "cuda:" + std::to_string(index) + " does not exist: " + std::to_string(count) + " CUDA GPU" +
+               (count == 1 ? " is" : "s are") + " visible (cuda:0" +
+               (count == 1 ? std::string() : " to cuda:" + std::to_string(count - 1)) + ")";
+    return nullptr;
+  }
   try {
-    auto backend = std::make_unique<CudaBackend>(0);
+    auto backend = std::make_unique<CudaBackend>(index);
     backend->probe();
     return backend;
   } catch (const std::exception& e) {

@@ -10,9 +10,10 @@
 
 namespace engine::cuda {
 
-// The backend of GPU 0, or nullptr with the reason in *why_not when no GPU or
-// driver is usable (no device, driver too old, no kernel image for this GPU).
-// Never aborts: a binary built with CUDA runs on the CPU without a GPU.
-std::unique_ptr<engine::Backend> try_create_backend(std::string* why_not);
+// The backend of GPU `index` (cuda:N, counting the visible GPUs from 0), or
+// nullptr with the reason in *why_not when it is not usable (no device, fewer
+// GPUs than index + 1, driver too old, no kernel image for this GPU). Never
+// aborts: a binary built with CUDA runs on the CPU without a GPU.
+std::unique_ptr<engine::Backend> try_create_backend(int index, std::string* why_not);
 
 }  // namespace engine::cuda

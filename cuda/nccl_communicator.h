@@ -1,8 +1,8 @@
 // The NCCL communicator: reductions and broadcasts of CUDA tensors on the GPU,
 // everything else (bootstrap, CPU tensors, barrier, allgather, abort) over MPI.
-// Each rank uses the GPU the CUDA backend uses (the first visible one), so
-// ranks sharing a machine need one GPU each: give every rank its own
-// CUDA_VISIBLE_DEVICES (srun --gpus-per-task=1 does; see
+// Each rank uses the GPU the CUDA backend uses (cuda:N, the first visible one
+// unless chosen), so ranks sharing a machine need one GPU each: give every
+// rank its own CUDA_VISIBLE_DEVICES (srun --gpus-per-task=1 does; see
 // scripts/mpirun-example.sh for mpirun). It lives with the CUDA backend and
 // registers itself with the engine (cuda/register_backend.cpp), which picks it
 // for CUDA tensors under an MPI launcher (engine::make_communicator).

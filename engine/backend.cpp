@@ -1,5 +1,6 @@
 #include "engine/backend.h"
 
+#include <atomic>
 #include <mutex>
 #include <stdexcept>
 
@@ -11,15 +12,22 @@ int64_t Broadcast::numel() const {
   return n;
 }
 
+void Backend::set_tf32(bool on) {
+  if (on) throw std::invalid_argument("set_tf32: " + name() + " has no TF32 mode (a GPU tensor-core mode)");
+}
+
 Backend& cpu_backend();  // engine/cpu/cpu_backend.cpp
 
 namespace {
 
-// A registered device: its factory, and, from its first use on, the backend
-// or the reason there is none. Kept until the process ends (backends free no
-// device memory at exit: the runtime may be gone by then).
+// A registered device: its factory, the index of the device it runs on, and,
+// from its first use on, the backend or the reason there is none. Kept until
+// the process ends (backends free no device memory at exit: the runtime may
+// be gone by then).
 struct Registration {
   BackendFactory factory = nullptr;
+  int index = 0;
+  std::atomic<bool> started{false};  // the factory has run: `index` is fixed
   std::once_flag created;
   std::unique_ptr<Backend> backend;
   std::string unavailable_reason;
@@ -39,10 +47,17 @@ Registration* created(Device device) {
   Registration& r = registration(device);
   if (!r.factory) return nullptr;
   std::call_once(r.created, [&r] {
-    r.backend = r.factory(&r.unavailable_reason);
+    r.started = true;
+    r.backend = r.factory(r.index, &r.unavailable_reason);
     if (!r.backend && r.unavailable_reason.empty()) r.unavailable_reason = "its backend failed to start";
   });
   return &r;
+}
+
+// "cuda:1": the kind and index, as --device spells it.
+std::string device_name(Device device) {
+  if (device == Device::cpu) return to_string(device);
+  return to_string(device) + ":" + std::to_string(registration(device).index);
 }
 
 std::string not_built_reason(Device device) {
@@ -83,9 +98,28 @@ Backend& backend(Device device) {
   if (device == Device::cpu) return cpu_backend();
   Registration* r = created(device);
   if (!r || !r->backend)
-    throw std::runtime_error("device " + to_string(device) + " requested, but it is not available: " +
+    throw std::runtime_error("device " + device_name(device) + " requested, but it is not available: " +
                              backend_unavailable_reason(device));
   return *r->backend;
 }
+
+void set_device_index(Device device, int index) {
+  if (index < 0)
+    throw std::invalid_argument("set_device_index: index " + std::to_string(index) + " of " + to_string(device) +
+                                " is negative");
+  if (device == Device::cpu) {
+    if (index != 0) throw std::invalid_argument("set_device_index: the cpu is one device; index " +
+                                                std::to_string(index) + " does not exist");
+    return;
+  }
+  Registration& r = registration(device);
+  if (index == r.index) return;
+  if (r.started)
+    throw std::logic_error("set_device_index: " + device_name(device) + " is in use already; choose " +
+                           to_string(device) + ":" + std::to_string(index) + " before the device's first use");
+  r.index = index;
+}
+
+int device_index(Device device) { return device == Device::cpu ? 0 : registration(device).index; }
 
 }  // namespace engine

@@ -173,7 +173,7 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual Device device() const = 0;
-  virtual std::string name() const = 0;  // "cpu (OpenBLAS, 2 threads)", "cuda (NVIDIA H100)"
+  virtual std::string name() const = 0;  // "cpu (OpenBLAS, 2 threads)", "cuda:0 (NVIDIA H100)"
 
   virtual void* allocate(size_t bytes) = 0;
   virtual void deallocate(void* ptr, size_t bytes) = 0;
@@ -187,6 +187,13 @@ class Backend {
   // set size tells.
   virtual int64_t peak_memory_bytes() { return 0; }
   virtual void reset_peak_memory() {}
+  // TF32: float32 matrix products (gemm, gemm_strided_batched) on tensor
+  // cores, each input cut to 10 mantissa bits (a relative error below 2^-10,
+  // about 1e-3), products summed in float32. Faster and less exact, so off
+  // unless asked for. Only CUDA backends have it: the default refuses to turn
+  // it on (std::invalid_argument naming the backend).
+  virtual void set_tf32(bool on);
+  virtual bool tf32() const { return false; }
 
   virtual const Kernels<float>& f32() const = 0;
   virtual const Kernels<double>& f64() const = 0;
@@ -201,8 +208,9 @@ template <> inline const Kernels<double>& Backend::kernels<double>() const { ret
 // Creates a device's backend, or returns null with the reason in *why_not when
 // the device cannot be used here (no GPU, driver too old, ...). It runs once,
 // on the device's first use, so a program that never touches the device never
-// initialises its runtime.
-using BackendFactory = std::unique_ptr<Backend> (*)(std::string* why_not);
+// initialises its runtime. `index` says which device of the kind to run on
+// (the N of cuda:N; see set_device_index).
+using BackendFactory = std::unique_ptr<Backend> (*)(int index, std::string* why_not);
 
 // Registers the backend of a device other than the CPU (whose backend is built
 // in). Throws std::logic_error for the CPU, or when the device already has one.
@@ -221,5 +229,14 @@ Backend& backend(Device device);
 bool backend_available(Device device);
 // Why the device cannot be used ("" when it can).
 std::string backend_unavailable_reason(Device device);
+
+// Which device of a kind the process computes on: the N of cuda:N, 0 unless
+// chosen. One per kind and process (every CUDA tensor lives on that GPU), so
+// it is chosen before the device's first use, whose backend is then made on
+// it; choosing the same index again does nothing. Throws
+// std::invalid_argument for a negative index or a CPU index other than 0, and
+// std::logic_error when the backend already runs on another index.
+void set_device_index(Device device, int index);
+int device_index(Device device);
 
 }  // namespace engine

@@ -41,6 +41,7 @@
 #include "engine/parallel.h"
 #include "engine/random.h"
 #include "experiments/common/cli.h"
+#include "experiments/common/device.h"
 #include "experiments/common/tool.h"
 #include "experiments/continual/peak_memory.h"
 #include "experiments/torch_peer.h"
@@ -306,7 +307,7 @@ int bench_data_parallel(Device device, int64_t batch, int reps, bool as_json) {
                                 " ranks do not divide the batch of " + std::to_string(batch));
   const double images_per_s = train_images_per_s(device, batch, reps, *comm);
   if (comm->rank() != 0) return 0;
-  json out = {{"device", backend(device).name()}, {"threads_per_rank", num_threads()},
+  json out = {{"device", backend(device).name()}, {"tf32", backend(device).tf32()}, {"threads_per_rank", num_threads()},
               {"communicator", comm->name()}, {"ranks", comm->size()},
               {"sena32_train_batch", batch}, {"sena32_train_images_per_s", images_per_s}};
   if (as_json)
@@ -325,7 +326,7 @@ int bench_data_parallel(Device device, int64_t batch, int reps, bool as_json) {
 int main(int argc, char** argv) {
   CLI::App app{"Measure SGEMM, conv2d and small-CNN training throughput of the engine."};
   experiments::add_standard_options(app, "bench", "bench --threads 2 --device cpu --json");
-  bool as_json = false, quick = false, data_parallel = false, models = false, compare_torch = false;
+  bool as_json = false, quick = false, data_parallel = false, models = false, compare_torch = false, tf32 = false;
   std::string python = "python3", torch_script = "scripts/torch_bench.py";
   int threads = 0;
   std::string device_name = "cpu";
@@ -345,15 +346,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")
       ->check(CLI::Range(int64_t{0}, tool::kMaxThreads))->capture_default_str();
-  app.add_option("--device", device_name, "cpu or cuda")
-      ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app.add_option("--device", device_name, "cpu, cuda (the first GPU) or cuda:N (GPU N)")->capture_default_str();
+  app.add_flag("--tf32", tf32, "with --device cuda or cuda:N: float32 GEMMs on TF32 tensor cores (less exact)");
   return tool::run_main("bench", app, argc, argv, [&] {
-  const Device device = device_name == "cuda" ? Device::cuda : Device::cpu;
-  if (!backend_available(device)) {
-    std::cerr << "bench: device " << device_name
-              << " is unavailable: " << backend_unavailable_reason(device) << "\n";
-    return 1;
-  }
+  const Device device = experiments::use_device(device_name, tf32);
   try {
     set_num_threads(threads);
     const int reps = quick ? 2 : 5;
@@ -361,6 +357,7 @@ int main(int argc, char** argv) {
     if (data_parallel) return bench_data_parallel(device, batch, quick ? 3 : 10, as_json);
     json out;
     out["device"] = backend(device).name();
+    out["tf32"] = backend(device).tf32();
     out["threads"] = num_threads();
     // libgomp's default wait policy spins between parallel regions, which
     // starves OpenBLAS's own threads when both share few cores: say which ran.
@@ -371,8 +368,8 @@ int main(int argc, char** argv) {
     out["sgemm_gflops"] = sgemm;
     if (device == Device::cuda) out["sgemm_4096_tflops"] = sgemm_gflops(device, 4096, reps) / 1e3;
     if (!as_json) {
-      std::printf("device: %s, OMP_WAIT_POLICY %s\n", out["device"].get<std::string>().c_str(),
-                  out["omp_wait_policy"].get<std::string>().c_str());
+      std::printf("device: %s%s, OMP_WAIT_POLICY %s\n", out["device"].get<std::string>().c_str(),
+                  tf32 ? ", TF32" : "", out["omp_wait_policy"].get<std::string>().c_str());
       std::printf("SGEMM 2048x2048: %.1f GFLOP/s\n", sgemm);
       if (out.contains("sgemm_4096_tflops"))
         std::printf("SGEMM 4096x4096: %.2f TFLOP/s\n", out["sgemm_4096_tflops"].get<double>());

@@ -45,6 +45,7 @@
 #include "engine/npz.h"
 #include "engine/ops.h"
 #include "experiments/common/cli.h"
+#include "experiments/common/device.h"
 #include "layers/basic.h"
 #include "layers/continual_model.h"
 #include "experiments/common/tool.h"
@@ -52,16 +53,6 @@
 #include "layers/models.h"
 
 namespace {
-
-engine::Device parse_device(const std::string& name) {
-  if (name == "cpu") return engine::Device::cpu;
-  if (name == "cuda") {
-    if (!engine::backend_available(engine::Device::cuda))
-      throw std::runtime_error("--device cuda: " + engine::backend_unavailable_reason(engine::Device::cuda));
-    return engine::Device::cuda;
-  }
-  throw std::invalid_argument("--device: expected cpu or cuda, got '" + name + "'");
-}
 
 std::string with_separators(int64_t n) {
   std::string digits = std::to_string(n);
@@ -260,7 +251,7 @@ int main(int argc, char** argv) {
         ->required();
     sub->add_option("--input", input_text, "input size as HxWxC, e.g. 32x32x3")->required();
     sub->add_option("--classes", classes, "number of classes")->required()->check(CLI::PositiveNumber);
-    sub->add_option("--device", device_name, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+    sub->add_option("--device", device_name, "cpu, cuda (the first GPU) or cuda:N (GPU N)")->capture_default_str();
   };
   CLI::App* summary_cmd = app.add_subcommand("summary", "layers, output shapes and parameter counts");
   common(summary_cmd);
@@ -309,7 +300,7 @@ int main(int argc, char** argv) {
     ToolModel(arch, input, classes, {0, false}, lora_adapters);  // checks arch, input, classes and placement
     if (dropout && !(*dropout >= 0 && *dropout < 1))
       throw std::invalid_argument("--dropout: expected p in [0, 1), got " + std::to_string(*dropout));
-    const engine::Device device = parse_device(device_name);
+    const engine::Device device = experiments::use_device(device_name, /*tf32=*/false);
     if (summary_cmd->parsed()) return summary(arch, input, classes, device);
     if (init_cmd->parsed()) return init(arch, input, classes, seed, lora_adapters, out);
     return run(arch, input, classes, device, weights, data, out, eval, dropout, lora_adapters);

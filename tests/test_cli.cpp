@@ -181,6 +181,27 @@ BOOST_AUTO_TEST_CASE(param_table_says_which_rows_do_not_apply_and_counts_the_res
   }
 }
 
+// One parser for --device in every program (experiments/common/device.h);
+// --tf32 is refused without a GPU device rather than ignored.
+BOOST_AUTO_TEST_CASE(programs_refuse_bad_device_names_and_tf32_on_the_cpu) {
+  const Sandbox box;
+  const std::vector<std::string> quick = {"--arch", "tiny", "--train-limit", "32", "--epochs", "1", "--out", "out"};
+  const auto continual_with = [&](std::vector<std::string> args) {
+    args.insert(args.end(), quick.begin(), quick.end());
+    return args;
+  };
+  expect_refusal(box, program("CONTINUAL"), continual_with({"--device", "cuda:01"}), 2, "--device");
+  expect_refusal(box, program("CONTINUAL"), continual_with({"--tf32"}), 2, "--tf32");
+  expect_refusal(box, program("BENCH"), {"--device", "gpu"}, 2, "--device");
+  expect_refusal(box, program("BENCH"), {"--device", "cpu", "--tf32"}, 2, "--tf32");
+  expect_refusal(box, program("MODEL_TOOL"),
+                 {"summary", "--arch", "tiny", "--input", "28x28x1", "--classes", "2", "--device", "cuda:x"}, 2,
+                 "--device");
+  // Well formed, but no machine has GPU 1023: without a GPU, without CUDA or
+  // with fewer GPUs, the one line names the device asked for.
+  expect_refusal(box, program("BENCH"), {"--device", "cuda:1023"}, 1, "--device cuda:1023");
+}
+
 BOOST_AUTO_TEST_CASE(benchmarks_refuse_bad_sizes) {
   const Sandbox box;
   expect_refusal(box, program("BENCH"), {"--threads", "100000"}, 2, "--threads");

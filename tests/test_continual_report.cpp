@@ -16,9 +16,11 @@
 #include <map>
 #include <sstream>
 
+#include "engine/backend.h"
 #include "engine/io.h"
 #include "experiments/common/build_info.h"
 #include "experiments/common/cli.h"
+#include "experiments/common/device.h"
 #include "experiments/common/provenance.h"
 #include "experiments/continual/aggregate.h"
 #include "experiments/continual/cell_result.h"
@@ -398,6 +400,18 @@ BOOST_AUTO_TEST_CASE(reports_and_plots_are_written) {
   BOOST_TEST(head.find("- started ") != std::string::npos, head);
 }
 
+// Shards of one sweep may run on different GPUs, and sweep.json's config names
+// the last one to start; the shard that merges, its own GPU long chosen,
+// writes the reports all the same.
+BOOST_AUTO_TEST_CASE(reports_are_written_whatever_gpu_the_config_names) {
+  TempDir dir("continual-report-gpu");
+  engine::backend_available(engine::Device::cuda);  // this process's GPU (if any) is fixed from here on
+  const std::string other_gpu = "cuda:" + std::to_string(engine::device_index(engine::Device::cuda) + 1);
+  const auto summaries = summarise({"naive"}, {make_cell("naive", 0, kForgetful)});
+  BOOST_CHECK_NO_THROW(
+      write_reports(dir.path, "Split toy", {{"tasks", 3}, {"device", other_gpu}}, {{"name", "toy"}}, summaries));
+}
+
 BOOST_AUTO_TEST_CASE(svg_holds_one_coloured_series_per_method) {
   TempDir dir("continual-report");
   const auto three = summarise({"naive", "lora", "sena"}, {make_cell("naive", 0, kForgetful), make_cell("lora", 0, kForgetful),
@@ -590,4 +604,46 @@ BOOST_AUTO_TEST_CASE(version_and_help_footer_of_every_binary) {
     BOOST_TEST(e.get_exit_code() == 0);
     BOOST_TEST(std::string(e.what()) == v);
   }
+}
+
+// --device in every program: one spelling per device; anything else is refused
+// naming the flag, the value and the forms accepted.
+BOOST_AUTO_TEST_CASE(device_names_have_one_spelling_each) {
+  using experiments::DeviceChoice;
+  using experiments::parse_device;
+  const auto is = [](const DeviceChoice& got, engine::Device device, int index) {
+    return got.device == device && got.index == index;
+  };
+  BOOST_TEST(is(parse_device("cpu"), engine::Device::cpu, 0));
+  BOOST_TEST(is(parse_device("cuda"), engine::Device::cuda, 0));
+  BOOST_TEST(is(parse_device("cuda:0"), engine::Device::cuda, 0));
+  BOOST_TEST(is(parse_device("cuda:7"), engine::Device::cuda, 7));
+  BOOST_TEST(is(parse_device("cuda:1023"), engine::Device::cuda, experiments::kMaxDeviceIndex));
+  for (const std::string bad : {"", "gpu", "CUDA", "cpu:0", " cuda", "cuda ", "cuda:", "cuda:x", "cuda:-1", "cuda:+1",
+                                "cuda: 1", "cuda:1 ", "cuda:01", "cuda:1.5", "cuda:0x1", "cuda:1024",
+                                "cuda:99999999999999999999", "cuda:1:2"}) {
+    try {
+      parse_device(bad);
+      BOOST_ERROR("accepted --device '" << bad << "'");
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      BOOST_TEST(what.starts_with("--device: '" + bad + "'"), what);
+      BOOST_TEST(what.find("cpu, cuda (the first GPU) or cuda:N") != std::string::npos, what);
+    }
+  }
+}
+
+// --tf32 is a GPU mode: refused with the CPU, where it would change nothing.
+BOOST_AUTO_TEST_CASE(tf32_goes_with_a_gpu_only) {
+  BOOST_CHECK_NO_THROW(experiments::check_tf32(experiments::parse_device("cuda:2"), true));
+  BOOST_CHECK_NO_THROW(experiments::check_tf32(experiments::parse_device("cpu"), false));
+  try {
+    experiments::check_tf32(experiments::parse_device("cpu"), true);
+    BOOST_ERROR("--tf32 accepted with --device cpu");
+  } catch (const std::invalid_argument& e) {
+    BOOST_TEST(std::string(e.what()).starts_with("--tf32: needs --device cuda"), e.what());
+  }
+  // Refused before the device is looked at: the same error on any machine.
+  BOOST_CHECK_THROW(experiments::use_device("cpu", true), std::invalid_argument);
+  BOOST_TEST((experiments::use_device("cpu", false) == engine::Device::cpu));
 }

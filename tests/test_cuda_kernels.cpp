@@ -565,14 +565,14 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(optimiser_updates_match_cpu, T, FloatTypes) {
 // that the registration, which nothing refers to, survives the link.
 BOOST_AUTO_TEST_CASE(cuda_backend_is_registered_exactly_when_built) {
   BOOST_TEST(backend_registered(Device::cpu));
-  BOOST_CHECK_THROW(register_backend(Device::cpu, [](std::string*) -> std::unique_ptr<Backend> {
+  BOOST_CHECK_THROW(register_backend(Device::cpu, [](int, std::string*) -> std::unique_ptr<Backend> {
                       return nullptr;
                     }),
                     std::logic_error);
 #ifdef WITH_CUDA_BACKEND
   BOOST_TEST(backend_registered(Device::cuda));
   // A second backend for the device is a programming error, not a silent swap.
-  BOOST_CHECK_THROW(register_backend(Device::cuda, [](std::string*) -> std::unique_ptr<Backend> {
+  BOOST_CHECK_THROW(register_backend(Device::cuda, [](int, std::string*) -> std::unique_ptr<Backend> {
                       return nullptr;
                     }),
                     std::logic_error);
@@ -605,4 +605,33 @@ BOOST_AUTO_TEST_CASE(cuda_without_gpu_is_a_clear_error, *boost::unit_test::preco
   }
   BOOST_CHECK_THROW(Tensor::zeros({2, 3}, DType::f32, Device::cuda), std::runtime_error);
   BOOST_TEST(backend_available(Device::cpu));
+}
+
+// cuda:N is one choice per process, made before the device's first use
+// (experiments/common/device.h makes it from --device).
+BOOST_AUTO_TEST_CASE(the_gpu_index_is_chosen_once_before_first_use) {
+  BOOST_CHECK_NO_THROW(set_device_index(Device::cpu, 0));
+  BOOST_CHECK_THROW(set_device_index(Device::cpu, 1), std::invalid_argument);
+  BOOST_CHECK_THROW(set_device_index(Device::cuda, -1), std::invalid_argument);
+  backend_available(Device::cuda);  // the first use: the index is fixed from here on
+  const int index = device_index(Device::cuda);
+  BOOST_CHECK_NO_THROW(set_device_index(Device::cuda, index));
+#ifdef WITH_CUDA_BACKEND
+  try {
+    set_device_index(Device::cuda, index + 1);
+    BOOST_FAIL("a second GPU was chosen after the first use");
+  } catch (const std::logic_error& e) {
+    const std::string what = e.what();
+    BOOST_TEST(what.find("cuda:" + std::to_string(index) + " is in use") != std::string::npos, what);
+    BOOST_TEST(what.find("cuda:" + std::to_string(index + 1)) != std::string::npos, what);
+  }
+  BOOST_TEST(device_index(Device::cuda) == index);
+#endif
+}
+
+// TF32 is a GPU mode: the CPU backend refuses it rather than ignore it.
+BOOST_AUTO_TEST_CASE(the_cpu_backend_refuses_tf32) {
+  BOOST_CHECK_NO_THROW(backend(Device::cpu).set_tf32(false));
+  BOOST_CHECK_THROW(backend(Device::cpu).set_tf32(true), std::invalid_argument);
+  BOOST_TEST(!backend(Device::cpu).tf32());
 }

@@ -2,8 +2,8 @@
 // variants, the optimisers, and one full training step of a small CNN
 // (conv, batch norm, relu, max pooling, linear, cross-entropy, Adam), all in
 // float32 to a relative tolerance of 1e-4 (relative to max(1, |cpu value|), as
-// tests/gradcheck.h). Every case needs a usable GPU and reports itself
-// skipped, with the reason, where there is none.
+// tests/gradcheck.h), and GEMMs in TF32 mode to 1e-2. Every case needs a
+// usable GPU and reports itself skipped, with the reason, where there is none.
 #define BOOST_TEST_MODULE cuda_parity
 #include <boost/test/unit_test.hpp>
 
@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/autograd.h"
@@ -59,8 +60,9 @@ Tensor on_cuda(const Tensor& x) {
 }
 
 // got (any device) matches want (CPU) to the tolerance, relative to max(1, |want|).
-void check_close(const std::string& what, const Tensor& got, const Tensor& want,
-                 double tolerance = kTolerance) {
+// Returns the worst error.
+double check_close(const std::string& what, const Tensor& got, const Tensor& want,
+                   double tolerance = kTolerance) {
   BOOST_REQUIRE_MESSAGE(got.shape() == want.shape(), what << ": shape " << to_string(got.shape())
                                                           << " vs " << to_string(want.shape()));
   const std::vector<double> g = got.to_double_vector(), w = want.to_double_vector();
@@ -76,6 +78,7 @@ void check_close(const std::string& what, const Tensor& got, const Tensor& want,
                            << " is " << (g.empty() ? 0 : g[worst_index]) << " on the GPU, "
                            << (w.empty() ? 0 : w[worst_index]) << " on the CPU (error " << worst
                            << ")");
+  return worst;
 }
 
 using OpFunction = std::function<Tensor(const std::vector<Tensor>&)>;
@@ -115,7 +118,8 @@ BOOST_AUTO_TEST_CASE(tensors_move_between_devices, *boost::unit_test::preconditi
   BOOST_TEST(Tensor::full({4}, 2.5, DType::f64, Device::cuda).to_double_vector() ==
              std::vector<double>(4, 2.5));
   check_close("sum", sum(gpu), sum(x));
-  BOOST_TEST(backend(Device::cuda).name().rfind("cuda (", 0) == 0);
+  // Named as --device spells it: cuda:0 unless another GPU was chosen.
+  BOOST_TEST(backend(Device::cuda).name().starts_with("cuda:" + std::to_string(device_index(Device::cuda)) + " ("));
   // Mixing devices is the caller's error.
   BOOST_CHECK_THROW(add(x, gpu), std::invalid_argument);
 }
@@ -174,6 +178,61 @@ BOOST_AUTO_TEST_CASE(gemm_variants_match_cpu, *boost::unit_test::precondition(gp
                                        got64.data<double>());
       check_close(name + " float64", got64, want64, 1e-12);
     }
+}
+
+// --tf32 (Backend::set_tf32): float32 GEMMs on TF32 tensor cores. Against the
+// float64 product of the same inputs, a 256-deep GEMM of values in [-1, 1)
+// stays within 1e-2 with TF32 (each input cut to 10 mantissa bits) and
+// within kTolerance without; turning TF32 off gives the float32 bits back, and
+// float64 GEMMs are unaffected. (GPUs before Ampere have no TF32: there cuBLAS
+// computes in float32 in both modes.) With --log_level=message it prints both
+// worst errors.
+BOOST_AUTO_TEST_CASE(tf32_gemm_is_within_its_tolerance_and_off_by_default,
+                     *boost::unit_test::precondition(gpu_usable)) {
+  Backend& gpu = backend(Device::cuda);
+  BOOST_TEST(!gpu.tf32());
+  struct LeaveTf32Off {  // for the other cases, whatever happens here
+    Backend& gpu;
+    ~LeaveTf32Off() { gpu.set_tf32(false); }
+  } leave_off{gpu};
+
+  Generator gen(23);
+  const int64_t m = 64, n = 48, k = 256, batch = 3;
+  const Tensor a = random_tensor({batch, m * k}, gen), b = random_tensor({batch, k * n}, gen);
+  const Tensor a64 = a.to(DType::f64), b64 = b.to(DType::f64);
+  Tensor want = Tensor::zeros({batch, m * n}, DType::f64);
+  backend(Device::cpu).f64().gemm_strided_batched(false, false, m, n, k, 1.0, a64.data<double>(), m * k,
+                                                  b64.data<double>(), k * n, 0.0, want.data<double>(), m * n, batch);
+  const Tensor want_first = slice(want, 0, 0, 1);
+  const Tensor a_gpu = a.to(Device::cuda), b_gpu = b.to(Device::cuda);
+  // On the GPU in float32: the first product alone, then all as a strided batch.
+  const auto products = [&] {
+    Tensor first = Tensor::zeros({1, m * n}, DType::f32, Device::cuda);
+    Tensor all = Tensor::zeros({batch, m * n}, DType::f32, Device::cuda);
+    gpu.f32().gemm(false, false, m, n, k, 1.0f, a_gpu.data<float>(), b_gpu.data<float>(), 0.0f, first.data<float>());
+    gpu.f32().gemm_strided_batched(false, false, m, n, k, 1.0f, a_gpu.data<float>(), m * k, b_gpu.data<float>(),
+                                   k * n, 0.0f, all.data<float>(), m * n, batch);
+    return std::pair<Tensor, Tensor>{first, all};
+  };
+
+  const auto [first, all] = products();
+  const double float32_error =
+      std::max(check_close("float32 gemm", first, want_first), check_close("float32 strided batched", all, want));
+
+  gpu.set_tf32(true);
+  BOOST_TEST(gpu.tf32());
+  const auto [first_tf32, all_tf32] = products();
+  const double tf32_error = std::max(check_close("TF32 gemm", first_tf32, want_first, 1e-2),
+                                     check_close("TF32 strided batched", all_tf32, want, 1e-2));
+  Tensor got64 = Tensor::zeros({1, m * n}, DType::f64, Device::cuda);
+  gpu.f64().gemm(false, false, m, n, k, 1.0, a64.to(Device::cuda).data<double>(), b64.to(Device::cuda).data<double>(),
+                 0.0, got64.data<double>());
+  check_close("float64 gemm with TF32 on", got64, want_first, 1e-12);
+
+  gpu.set_tf32(false);
+  BOOST_TEST(products().second.to_float_vector() == all.to_float_vector());
+  BOOST_TEST_MESSAGE("256-deep GEMM, worst error against float64 (relative to max(1, |c|)): float32 "
+                     << float32_error << ", TF32 " << tf32_error);
 }
 
 BOOST_AUTO_TEST_CASE(linear_algebra_ops_match_cpu, *boost::unit_test::precondition(gpu_usable)) {

@@ -23,6 +23,7 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "experiments/continual/config.h"
+#include "experiments/continual/evaluate.h"
 #include "experiments/continual/methods.h"
 #include "experiments/continual/run.h"
 #include "experiments/continual/sweep.h"
@@ -321,6 +322,42 @@ BOOST_AUTO_TEST_CASE(malformed_values_are_refused) {
   BOOST_TEST(plateau.patience == 4);
   BOOST_TEST(plateau.factor == 0.5);
   BOOST_TEST(parse_lr_plateau("4").factor == 0.1);
+}
+
+// Checked without a GPU: validate looks at the flags, the run at the device.
+BOOST_AUTO_TEST_CASE(device_and_tf32_are_validated_and_recorded) {
+  for (const std::string bad : {"gpu", "cuda:", "cuda:01", "cuda:-1", "cuda:1024"}) {
+    RunConfig c;
+    c.device = bad;
+    testing::check_flag_refused(c, "--device");
+  }
+  RunConfig tf32_on_cpu;
+  tf32_on_cpu.tf32 = true;
+  testing::check_flag_refused(tf32_on_cpu, "--tf32");
+  BOOST_CHECK_NO_THROW(parse_and_validate({"--device", "cuda", "--tf32"}));
+  BOOST_CHECK_NO_THROW(parse_and_validate({"--device", "cuda:3", "--tf32"}));
+  BOOST_CHECK_NO_THROW(parse_and_validate({"--device", "cuda:1"}));
+
+  // The configuration says which GPU and mode; the setting (what decides the
+  // numbers, which cells must share) names the kind, and TF32 only when on,
+  // so cells of runs before --tf32 existed stay valid.
+  RunConfig c;
+  c.device = "cuda:3";
+  c.tf32 = true;
+  BOOST_TEST(config_json(c).at("device") == "cuda:3");
+  BOOST_TEST(config_json(c).at("tf32") == true);
+  BOOST_TEST(setting_json(c).at("device") == "cuda");
+  BOOST_TEST(setting_json(c).at("tf32") == true);
+  const RunConfig plain;
+  BOOST_TEST(config_json(plain).at("device") == "cpu");
+  BOOST_TEST(config_json(plain).at("tf32") == false);
+  BOOST_TEST(!setting_json(plain).contains("tf32"));
+  // `continual evaluate` rebuilds the configuration from the setting.
+  std::vector<std::string> unknown;
+  const RunConfig back = config_from_setting(setting_json(c), unknown);
+  BOOST_TEST(unknown.empty());
+  BOOST_TEST(back.device == "cuda");
+  BOOST_TEST(back.tf32);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

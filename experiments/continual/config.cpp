@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "experiments/common/device.h"
 #include "experiments/common/tool.h"
 #include "layers/continual_model.h"
 
@@ -133,7 +134,10 @@ void add_flags(CLI::App& app, RunConfig& c) {
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--threads", c.threads, "CPU threads (0: all cores)")->capture_default_str();
-  app.add_option("--device", c.device, "cpu or cuda")->capture_default_str();
+  app.add_option("--device", c.device, "cpu, cuda (the first GPU) or cuda:N (GPU N)")->capture_default_str();
+  app.add_flag("--tf32", c.tf32,
+               "with --device cuda or cuda:N: float32 matrix products on TF32 tensor cores (inputs cut to 10 "
+               "mantissa bits): faster, less exact");
   app.add_option("--out", c.out, "output directory (results, plots, checkpoints)")->capture_default_str();
   app.add_flag("--resume", c.resume,
                "continue unfinished cells from their last checkpoint (finished cells, those with a result "
@@ -245,7 +249,7 @@ void validate(const RunConfig& c) {
   if (c.optimizer != "adam" && c.optimizer != "adamw" && c.optimizer != "sgd")
     bad("--optimizer", "adam, adamw or sgd");
   tool::require_range("--threads", c.threads, 0, tool::kMaxThreads);
-  if (c.device != "cpu" && c.device != "cuda") bad("--device", "cpu or cuda");
+  experiments::check_tf32(experiments::parse_device(c.device), c.tf32);
   if (c.image_size != 0 && c.image_size < 8) bad("--image-size", "must be 0 (the data set's size) or at least 8");
   if (!one_of(c.normalize, {"dataset", "imagenet"})) bad("--normalize", "dataset or imagenet");
   if (c.scaling && !one_of(*c.scaling, {"alpha-over-r", "r-over-alpha"}))
@@ -321,7 +325,8 @@ nlohmann::json setting_json(const RunConfig& c) {
           {"lr", c.lr},
           {"weight_decay", c.weight_decay},
           {"optimizer", c.optimizer},
-          {"device", c.device}};
+          // The kind, not the GPU's number: shards on cuda:0 and cuda:1 fill one --out.
+          {"device", engine::to_string(experiments::parse_device(c.device).device)}};
   // The protocol choices join the setting only where given, so that cells of
   // runs from before they existed stay valid for --resume.
   auto add = [&](const char* key, const auto& value, bool given) {
@@ -338,6 +343,7 @@ nlohmann::json setting_json(const RunConfig& c) {
   add("retrain_epochs", c.retrain_epochs.value_or(0), c.retrain_epochs.has_value());
   add("lr_plateau", c.lr_plateau, !c.lr_plateau.empty());
   add("pnn_width", c.pnn_width.value_or(0), c.pnn_width.has_value());
+  add("tf32", c.tf32, c.tf32);
   return j;
 }
 
@@ -360,6 +366,8 @@ nlohmann::json config_json(const RunConfig& c) {
   j["normalize"] = c.normalize;
   j["lr_plateau"] = c.lr_plateau;
   j["pnn_width"] = c.pnn_width.value_or(1.0);
+  j["device"] = c.device;  // as given: cuda:1 says which GPU
+  j["tf32"] = c.tf32;
   return j;
 }
 

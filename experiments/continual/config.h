@@ -69,7 +69,8 @@ struct RunConfig {
 
   // Running.
   int threads = 0;  // 0: all cores
-  std::string device = "cpu";
+  std::string device = "cpu";  // cpu, cuda or cuda:N (experiments/common/device.h)
+  bool tf32 = false;           // cuBLAS float32 GEMMs on TF32 tensor cores (cuda only)
   std::filesystem::path out = "runs/continual";
   bool resume = false;
   std::optional<std::string> shard;

@@ -5,9 +5,9 @@
 #include <memory>
 #include <stdexcept>
 
-#include "engine/backend.h"
 #include "engine/io.h"
 #include "experiments/common/build_info.h"
+#include "experiments/common/device.h"
 #include "experiments/continual/cell_result.h"
 #include "experiments/continual/checkpoint.h"
 #include "experiments/continual/merge.h"
@@ -100,10 +100,11 @@ KeptRun read_kept_run(const fs::path& out_dir, const std::string& context, std::
     run.finished.push_back({name, cell, std::move(*result)});
   }
   if (run.finished.empty()) throw std::runtime_error(context + ": no finished cell (cells/*.json) to evaluate");
-  run.device = c.device == "cuda" ? engine::Device::cuda : engine::Device::cpu;
-  if (!engine::backend_available(run.device))
-    throw std::runtime_error(context + ": the run used --device " + c.device + ": " +
-                             engine::backend_unavailable_reason(run.device));
+  try {
+    run.device = experiments::use_device(c.device, c.tf32);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(context + ": the run used " + e.what());
+  }
   return run;
 }
 

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "engine/npz.h"
+#include "experiments/common/device.h"
 #include "experiments/continual/learners/ewc.h"
 #include "experiments/continual/learners/lwf.h"
 #include "experiments/continual/learners/packnet.h"
@@ -147,7 +148,7 @@ std::unique_ptr<Learner> make_learner(const RunConfig& c, const std::string& met
   if (method == "pnn")
     return std::make_unique<Pnn>(*layers::make_model(c.arch, input, first_classes, {0, false}), c.pnn_width.value_or(1.0),
                                  task_stream(seed, kNetwork, 0),
-                                 c.device == "cuda" ? engine::Device::cuda : engine::Device::cpu);
+                                 experiments::parse_device(c.device).device);
   auto network = layers::make_model(c.arch, input, first_classes, {task_stream(seed, kNetwork, 0), true});
 
   layers::ContinualOptions options;
@@ -171,7 +172,7 @@ std::unique_ptr<Learner> make_learner(const RunConfig& c, const std::string& met
   options.sena_shared_layers = c.shared_layers.value_or(-1);
   options.finetune_fc_layers = c.finetune_layers.value_or(ProtocolDefaults::finetune_layers);
   options.seed = task_stream(seed, kTasks, 0);
-  const engine::Device device = c.device == "cuda" ? engine::Device::cuda : engine::Device::cpu;
+  const engine::Device device = experiments::parse_device(c.device).device;
   auto learner = std::make_unique<ContinualModelLearner>(network, options, device);
   if (!c.init.empty()) {
     // The network's classifier output is the task head now (no blocks yet), so

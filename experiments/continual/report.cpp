@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "engine/io.h"
+#include "experiments/common/device.h"
 #include "experiments/common/provenance.h"
 #include "experiments/continual/figures.h"
 
@@ -222,8 +223,8 @@ std::string params_csv(const std::vector<MethodSummary>& methods) {
 std::string write_reports(const std::filesystem::path& out_dir, const std::string& title, const json& config,
                           const json& dataset, const std::vector<MethodSummary>& methods) {
   std::filesystem::create_directories(out_dir);
-  const engine::Device device = config.value("device", "cpu") == "cuda" ? engine::Device::cuda : engine::Device::cpu;
-  const json provenance = experiments::provenance_json(device);
+  // The GPU of this process, which merges: the cells' own provenance names theirs.
+  const json provenance = experiments::provenance_json(experiments::parse_device(config.value("device", "cpu")).device);
   engine::write_file_atomic(out_dir / "results.json", results_json(config, dataset, methods, provenance).dump(2) + "\n");
   const std::string markdown = summary_markdown(title, methods, provenance);
   engine::write_file_atomic(out_dir / "summary.md", markdown);

@@ -7,7 +7,6 @@
 #include <new>
 #include <optional>
 
-#include "engine/backend.h"
 #include "engine/distributed.h"
 #include "engine/io.h"
 #include "engine/parallel.h"
@@ -18,6 +17,7 @@
 #include "experiments/continual/sweep.h"
 #include "experiments/continual/task_data.h"
 #include "experiments/continual/trainer.h"
+#include "experiments/common/device.h"
 #include "experiments/common/tool.h"
 
 namespace continual {
@@ -143,9 +143,7 @@ void run_sweep(const RunConfig& c, std::ostream& out, std::ostream& log, bool te
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  const engine::Device device = c.device == "cuda" ? engine::Device::cuda : engine::Device::cpu;
-  if (!engine::backend_available(device))
-    throw std::runtime_error("--device " + c.device + ": " + engine::backend_unavailable_reason(device));
+  const engine::Device device = experiments::use_device(c.device, c.tf32);
   engine::set_num_threads(c.threads);
   const auto comm = c.data_parallel ? engine::make_communicator(device) : engine::make_single_process_communicator();
   if (comm->size() == 1) return run_cells(c, shard, *comm, out, log, terminal);

@@ -18,6 +18,7 @@
 #include "engine/optim.h"
 #include "engine/printable.h"
 #include "engine/splitmix64.h"
+#include "experiments/common/device.h"
 #include "experiments/common/provenance.h"
 #include "experiments/continual/checkpoint.h"
 #include "experiments/continual/epoch_log.h"
@@ -325,7 +326,7 @@ ClassIncrementalAccuracy class_incremental_accuracy(Learner& learner, const Task
 CellResult train_cell(const RunConfig& c, const TaskData& data, Learner& learner, const CellRun& run) {
   const std::string name = cell_name(run.method, run.seed);
   const std::filesystem::path checkpoint_path = checkpoint_file(c.out, name);
-  const engine::Device device = c.device == "cuda" ? engine::Device::cuda : engine::Device::cpu;
+  const engine::Device device = experiments::parse_device(c.device).device;
   const int64_t tasks = static_cast<int64_t>(data.split.tasks.size());
   std::ostream& log = *run.log;
   engine::Communicator& comm = communicator_of(run);
