@@ -71,6 +71,14 @@ class Kernels {
                                     T alpha, const T* a, int64_t stride_a, const T* b,
                                     int64_t stride_b, T beta, T* c, int64_t stride_c,
                                     int64_t batch) const = 0;
+  // C (m,n) += alpha * sum over i < batch of op(A_i) op(B_i), with A_i at
+  // a + i*stride_a and B_i at b + i*stride_b (stored as for gemm; stride 0
+  // shares one operand among all products): a weight gradient summed over
+  // images. Accumulates. The CPU adds the products one by one, in order; CUDA
+  // lays them side by side along k for one product of depth batch*k.
+  virtual void gemm_batched_sum(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                T alpha, const T* a, int64_t stride_a, const T* b,
+                                int64_t stride_b, T* c, int64_t batch) const = 0;
 
   // ---- element-wise -----------------------------------------------------------
   // out = a (op) b with broadcasting. Overwrites; out may alias a when a has

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/autograd.h"
@@ -174,6 +175,48 @@ BOOST_AUTO_TEST_CASE(gemm_variants_match_cpu, *boost::unit_test::precondition(gp
                                        got64.data<double>());
       check_close(name + " float64", got64, want64, 1e-12);
     }
+}
+
+// The GPU stacks the products along k for one GEMM; the CPU adds them one by one.
+BOOST_AUTO_TEST_CASE(gemm_batched_sum_matches_cpu, *boost::unit_test::precondition(gpu_usable)) {
+  Generator gen(12);
+  for (bool trans_a : {false, true})
+    for (bool trans_b : {false, true})
+      for (int64_t batch : {1, 6}) {
+        const int64_t m = random_size(gen, 1, 70), n = random_size(gen, 1, 70),
+                      k = random_size(gen, 1, 300);
+        // Both operands batched, or one shared by every product (stride 0).
+        for (const auto& [stride_a, stride_b] : std::vector<std::pair<int64_t, int64_t>>{
+                 {m * k, k * n}, {m * k, 0}, {0, k * n}}) {
+          const std::string name = std::string("gemm_batched_sum ") + (trans_a ? "T" : "N") +
+                                   (trans_b ? "T" : "N") + ", batch " + std::to_string(batch) +
+                                   ", strides " + std::to_string(stride_a) + " " +
+                                   std::to_string(stride_b);
+          const Tensor a = random_tensor({(batch - 1) * stride_a + m * k}, gen);
+          const Tensor b = random_tensor({(batch - 1) * stride_b + k * n}, gen);
+          const Tensor c = random_tensor({m, n}, gen);
+          const Tensor a_gpu = a.to(Device::cuda), b_gpu = b.to(Device::cuda);
+          Tensor want = c.clone(), got = c.to(Device::cuda);
+          backend(Device::cpu).f32().gemm_batched_sum(trans_a, trans_b, m, n, k, 0.5f,
+                                                      a.data<float>(), stride_a, b.data<float>(),
+                                                      stride_b, want.data<float>(), batch);
+          backend(Device::cuda).f32().gemm_batched_sum(
+              trans_a, trans_b, m, n, k, 0.5f, a_gpu.data<float>(), stride_a,
+              b_gpu.data<float>(), stride_b, got.data<float>(), batch);
+          check_close(name, got, want);
+          // Double precision goes through the same stacking and dgemm.
+          const Tensor a64 = a.to(DType::f64), b64 = b.to(DType::f64);
+          Tensor want64 = c.to(DType::f64), got64 = c.to(DType::f64).to(Device::cuda);
+          backend(Device::cpu).f64().gemm_batched_sum(trans_a, trans_b, m, n, k, 0.5,
+                                                      a64.data<double>(), stride_a,
+                                                      b64.data<double>(), stride_b,
+                                                      want64.data<double>(), batch);
+          backend(Device::cuda).f64().gemm_batched_sum(
+              trans_a, trans_b, m, n, k, 0.5, a64.to(Device::cuda).data<double>(), stride_a,
+              b64.to(Device::cuda).data<double>(), stride_b, got64.data<double>(), batch);
+          check_close(name + " float64", got64, want64, 1e-12);
+        }
+      }
 }
 
 BOOST_AUTO_TEST_CASE(linear_algebra_ops_match_cpu, *boost::unit_test::precondition(gpu_usable)) {

@@ -134,6 +134,16 @@ void CpuKernels<T>::gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, 
          c + i * stride_c);
 }
 
+// One product after another onto C, in order: each element of C then takes
+// the same sums in the same order whatever the thread count.
+template <class T>
+void CpuKernels<T>::gemm_batched_sum(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                     T alpha, const T* a, int64_t stride_a, const T* b,
+                                     int64_t stride_b, T* c, int64_t batch) const {
+  for (int64_t i = 0; i < batch; ++i)
+    gemm(trans_a, trans_b, m, n, k, alpha, a + i * stride_a, b + i * stride_b, T(1), c);
+}
+
 template <class T>
 void CpuKernels<T>::binary(BinaryOp op, const Broadcast& g, const T* a, const T* b,
                            T* out) const {
