@@ -6,15 +6,19 @@
 // Then per image n of the chunk:
 //   forward   y_n (OC, OH*OW) = W (OC, C*KH*KW) cols_n + b 1^T
 //   backward  dW += dy_n cols_n^T;  db += dy_n 1;  dcols_n = W^T dy_n
-// and one col2im call puts the chunk's dcols back onto dx. Each product reads
-// and writes NCHW in place, so nothing is copied; the per-image products run
-// as one strided-batched GEMM (a single cuBLAS call on CUDA). On the 2-core
-// CPU this beat putting a chunk's columns side by side for one wide GEMM: the
-// copies that layout needs cost more than the wider GEMM gains (up to 20% on
-// the layers of experiments/bench). Backward recomputes cols rather than
-// keeping them from the forward: they are KH*KW times larger than the input.
-// Chunks depend on the shapes only, and dW and db accumulate image by image in
-// a fixed order, so every bit of the result is the same for any thread count.
+// and one col2im call puts the chunk's dcols back onto dx. The products y_n
+// and dcols_n run as one strided-batched GEMM (a single cuBLAS call on CUDA)
+// that reads and writes NCHW in place; the sums dW (per chunk) and db (per
+// batch) as one gemm_batched_sum, which the CPU adds image by image and CUDA
+// computes as one GEMM over the images' columns side by side. On the 2-core
+// CPU a product per image, in place, beat putting a chunk's columns side by
+// side for one wide GEMM: the copies that layout needs cost more than the
+// wider GEMM gains (up to 20% on the layers of experiments/bench); on a GPU,
+// one launch instead of one per image is worth the copies. Backward recomputes
+// cols rather than keeping them from the forward: they are KH*KW times larger
+// than the input. Chunks depend on the shapes only, and on the CPU dW and db
+// accumulate image by image in a fixed order, so every bit of the result is
+// the same for any thread count.
 #include <algorithm>
 #include <string>
 
@@ -138,12 +142,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
       const int64_t oc = geo.out_channels, p = geo.positions, patch = geo.patch;
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         const Kernels<T>& kern = backend(dy.device()).kernels<T>();
-        // db (OC) += dy_n (OC, OH*OW) 1, image by image.
+        // db (OC) += sum over n of dy_n (OC, OH*OW) 1.
         if (need_db) {
           Tensor ones = Tensor::full({p}, 1.0, dy.dtype(), dy.device());
-          T* db = grad_buffer(bias_grad).data<T>();
-          for (int64_t n = 0; n < geo.batch; ++n)
-            kern.gemm(false, false, oc, 1, p, T(1), dy.data<T>() + n * oc * p, ones.data<T>(), T(1), db);
+          kern.gemm_batched_sum(false, false, oc, 1, p, T(1), dy.data<T>(), oc * p,
+                                ones.data<T>(), 0, grad_buffer(bias_grad).data<T>(), geo.batch);
         }
         if (!need_dx && !need_dw) return;
         Tensor cols = Tensor::empty({geo.chunk * patch * p}, dy.dtype(), dy.device());
@@ -152,13 +155,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
         for (int64_t first = 0; first < geo.batch; first += geo.chunk) {
           const int64_t b = std::min(geo.chunk, geo.batch - first);
           const T* dy_first = dy.data<T>() + first * oc * p;
-          // dW (OC, C*KH*KW) += dy_n cols_n^T, image by image.
+          // dW (OC, C*KH*KW) += sum over the chunk's n of dy_n cols_n^T.
           if (need_dw) {
             kern.im2col(geo.chunk_window(b), x_value.data<T>() + first * geo.image_size(),
                         cols.data<T>());
-            for (int64_t n = 0; n < b; ++n)
-              kern.gemm(false, true, oc, patch, p, T(1), dy_first + n * oc * p,
-                        cols.data<T>() + n * patch * p, T(1), dw);
+            kern.gemm_batched_sum(false, true, oc, patch, p, T(1), dy_first, oc * p,
+                                  cols.data<T>(), patch * p, dw, b);
           }
           // dcols_n (C*KH*KW, OH*OW) = W^T dy_n, then the chunk's columns back onto dx.
           if (need_dx) {
