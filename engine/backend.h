@@ -195,6 +195,10 @@ class Backend {
   // set size tells.
   virtual int64_t peak_memory_bytes() { return 0; }
   virtual void reset_peak_memory() {}
+  // conv2d lowers images in chunks whose cols (C*KH*KW, OH*OW per image) hold
+  // at most this many elements, unless one image alone needs more. Each device
+  // says what suits it (a cache on the CPU, launch count on a GPU).
+  virtual int64_t conv_chunk_elements() const = 0;
 
   virtual const Kernels<float>& f32() const = 0;
   virtual const Kernels<double>& f64() const = 0;

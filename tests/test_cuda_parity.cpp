@@ -301,6 +301,29 @@ BOOST_AUTO_TEST_CASE(conv2d_matches_cpu, *boost::unit_test::precondition(gpu_usa
   }
 }
 
+// Chunks of several images on the GPU (its budget of cols is far larger than
+// the CPU's), where dW and db sum over a chunk's images, and over the batch,
+// in one GEMM each: small images all in one chunk, and VGG's 64->64 layer at
+// 32x32, whose 60 images need two chunks, the second partial.
+BOOST_AUTO_TEST_CASE(conv2d_backward_over_chunks_matches_cpu,
+                     *boost::unit_test::precondition(gpu_usable)) {
+  Generator gen(13);
+  const int64_t vgg_per_chunk = backend(Device::cuda).conv_chunk_elements() / (64 * 9 * 32 * 32);
+  BOOST_TEST_REQUIRE((vgg_per_chunk > 1 && vgg_per_chunk < 60), "images per chunk " << vgg_per_chunk);
+  struct Case {
+    Shape xs, ws;
+    Conv2dOptions options;
+  };
+  for (const Case& c : {Case{{9, 5, 11, 10}, {7, 5, 3, 3}, {1, 1, 1, 1}},
+                        Case{{6, 3, 12, 9}, {4, 3, 5, 3}, {2, 1, 2, 1}},
+                        Case{{60, 64, 32, 32}, {64, 64, 3, 3}, {1, 1, 1, 1}}}) {
+    const std::string name = "conv2d x " + to_string(c.xs) + " w " + to_string(c.ws);
+    const Conv2dOptions options = c.options;
+    check_op(name, [options](const auto& x) { return conv2d(x[0], x[1], x[2], options); },
+             {grad_tensor(c.xs, gen), grad_tensor(c.ws, gen), grad_tensor({c.ws[0]}, gen)});
+  }
+}
+
 BOOST_AUTO_TEST_CASE(pooling_matches_cpu, *boost::unit_test::precondition(gpu_usable)) {
   Generator gen(8);
   for (int trial = 0; trial < 3; ++trial) {

@@ -236,6 +236,9 @@ class CpuBackend final : public Backend {
     std::memcpy(dst, src, bytes);
   }
   void synchronize() const override {}
+  // 2 MiB of float32, about a core's L2 cache: im2col's output is still in
+  // cache when the GEMMs read it (measured: 2^19 beat 2^20 and 2^21).
+  int64_t conv_chunk_elements() const override { return int64_t{1} << 19; }
   const Kernels<float>& f32() const override { return f32_; }
   const Kernels<double>& f64() const override { return f64_; }
 

@@ -1,7 +1,9 @@
 // conv2d by im2col + GEMM, forward and backward.
 //
-// Images go through in chunks of B. One im2col call lowers a whole chunk: the
-// chunk x (B,C,H,W) is read as one image of B*C channels, so its cols
+// Images go through in chunks of B, as many as the device's budget of cols
+// elements allows (Backend::conv_chunk_elements: a core's L2 cache on the CPU,
+// far more on a GPU). One im2col call lowers a whole chunk: the chunk
+// x (B,C,H,W) is read as one image of B*C channels, so its cols
 // (B*C*KH*KW, OH*OW) hold each image's cols (C*KH*KW, OH*OW) one after another.
 // Then per image n of the chunk:
 //   forward   y_n (OC, OH*OW) = W (OC, C*KH*KW) cols_n + b 1^T
@@ -16,9 +18,9 @@
 // wider GEMM gains (up to 20% on the layers of experiments/bench); on a GPU,
 // one launch instead of one per image is worth the copies. Backward recomputes
 // cols rather than keeping them from the forward: they are KH*KW times larger
-// than the input. Chunks depend on the shapes only, and on the CPU dW and db
-// accumulate image by image in a fixed order, so every bit of the result is
-// the same for any thread count.
+// than the input. Chunks depend on the shapes and the device only, and on the
+// CPU dW and db accumulate image by image in a fixed order, so every bit of
+// the result is the same for any thread count.
 #include <algorithm>
 #include <string>
 
@@ -29,11 +31,6 @@
 namespace engine {
 
 namespace {
-
-// A chunk's cols hold at most this many elements (2 MiB in float32, about a
-// core's L2 cache) unless one image alone needs more: im2col's output is then
-// still in cache when the GEMMs read it (measured: 2^19 beat 2^20 and 2^21).
-constexpr int64_t kChunkElements = int64_t{1} << 19;
 
 struct ConvGeometry {
   Window2d window;           // one image
@@ -98,8 +95,11 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& weight, const Tensor& 
   geo.out_channels = weight.dim(0);
   geo.patch = w.channels * w.kernel_h * w.kernel_w;
   geo.positions = w.out_height() * w.out_width();
-  geo.chunk = std::clamp<int64_t>(kChunkElements / (geo.patch * geo.positions), 1,
-                                  std::max<int64_t>(geo.batch, 1));
+  // A chunk's cols hold at most the device's budget (Backend::conv_chunk_elements)
+  // unless one image alone needs more.
+  geo.chunk = std::clamp<int64_t>(
+      backend(x.device()).conv_chunk_elements() / (geo.patch * geo.positions), 1,
+      std::max<int64_t>(geo.batch, 1));
   return geo;
 }
 
