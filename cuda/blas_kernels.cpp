@@ -56,6 +56,28 @@ void CudaKernels<T>::gemm_strided_batched(bool trans_a, bool trans_b, int64_t m,
                  "cublasDgemmStridedBatched");
 }
 
+// c (m,n) += alpha * sum_i op(a_i) op(b_i) as one product of depth batch*k:
+// op(A) = [op(a_0) ... op(a_{batch-1})] (m, batch*k) and op(B) = the op(b_i)
+// stacked (batch*k, n) (kernels::stack_along_k lays them out). One deep GEMM
+// fills the GPU where `batch` shallow ones queue one after another. The
+// stacked operands are scratch copies, as large as the operands they stack.
+template <class T>
+void CudaKernels<T>::gemm_batched_sum(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                      T alpha, const T* a, int64_t stride_a, const T* b,
+                                      int64_t stride_b, T* c, int64_t batch) const {
+  if (m == 0 || n == 0 || k == 0 || batch == 0) return;
+  if (batch == 1) {  // nothing to stack
+    gemm(trans_a, trans_b, m, n, k, alpha, a, b, T(1), c);
+    return;
+  }
+  DeviceBuffer a_stacked(ctx_->allocator, static_cast<size_t>(batch * k * m) * sizeof(T));
+  DeviceBuffer b_stacked(ctx_->allocator, static_cast<size_t>(batch * k * n) * sizeof(T));
+  // a_i is stored (m, k) unless transposed, b_i (k, n) unless transposed.
+  stack_along_k(a_stacked.as<T>(), a, stride_a, batch, k, m, !trans_a);
+  stack_along_k(b_stacked.as<T>(), b, stride_b, batch, k, n, trans_b);
+  gemm(trans_a, trans_b, m, n, batch * k, alpha, a_stacked.as<T>(), b_stacked.as<T>(), T(1), c);
+}
+
 template class CudaKernels<float>;
 template class CudaKernels<double>;
 

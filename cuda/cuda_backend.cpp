@@ -46,6 +46,11 @@ class CudaBackend final : public Backend {
   }
   int64_t peak_memory_bytes() override { return static_cast<int64_t>(ctx_.allocator.peak_bytes()); }
   void reset_peak_memory() override { ctx_.allocator.reset_peak(); }
+  // 128 MiB of float32: every chunk costs its own im2col, GEMMs and col2im
+  // launches, so a GPU wants few, large chunks, and its memory has room for
+  // them (VGG's 32x32 layers take 1 to 3 chunks of a batch of 128). Still a
+  // bound, so a large batch does not grow the cols without limit.
+  int64_t conv_chunk_elements() const override { return int64_t{1} << 25; }
 
   // The math mode of the one cuBLAS handle, which every GEMM goes through
   // (cuda/blas_kernels.cpp). TF32 applies to the float32 GEMMs only; the

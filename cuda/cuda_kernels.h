@@ -32,6 +32,9 @@ class CudaKernels final : public Kernels<T> {
   void gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
                             const T* a, int64_t stride_a, const T* b, int64_t stride_b, T beta,
                             T* c, int64_t stride_c, int64_t batch) const override;
+  void gemm_batched_sum(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
+                        const T* a, int64_t stride_a, const T* b, int64_t stride_b, T* c,
+                        int64_t batch) const override;
 
   void binary(BinaryOp op, const Broadcast& geometry, const T* a, const T* b,
               T* out) const override;
@@ -82,6 +85,11 @@ class CudaKernels final : public Kernels<T> {
                  T weight_decay, bool decoupled, int64_t step) const override;
 
  private:
+  // Operands X_i of gemm_batched_sum's products -> out, laid along k for one
+  // product (kernels::stack_along_k says how). Overwrites.
+  void stack_along_k(T* out, const T* x, int64_t stride, int64_t batch, int64_t k, int64_t other,
+                     bool k_along_rows) const;
+
   CudaContext* ctx_;
 };
 

@@ -53,6 +53,13 @@ void CudaKernels<T>::transpose2d(T* out, const T* x, int64_t rows, int64_t cols)
 }
 
 template <class T>
+void CudaKernels<T>::stack_along_k(T* out, const T* x, int64_t stride, int64_t batch, int64_t k,
+                                   int64_t other, bool k_along_rows) const {
+  launch(*ctx_, "stack_along_k", batch * k * other,
+         kernels::stack_along_k(out, x, stride, batch, k, other, k_along_rows));
+}
+
+template <class T>
 void CudaKernels<T>::binary(BinaryOp op, const Broadcast& g, const T* a, const T* b,
                             T* out) const {
   launch(*ctx_, "binary", g.numel(), kernels::Binary<T>{op, g, a, b, out});

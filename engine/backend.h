@@ -71,6 +71,14 @@ class Kernels {
                                     T alpha, const T* a, int64_t stride_a, const T* b,
                                     int64_t stride_b, T beta, T* c, int64_t stride_c,
                                     int64_t batch) const = 0;
+  // C (m,n) += alpha * sum over i < batch of op(A_i) op(B_i), with A_i at
+  // a + i*stride_a and B_i at b + i*stride_b (stored as for gemm; stride 0
+  // shares one operand among all products): a weight gradient summed over
+  // images. Accumulates. The CPU adds the products one by one, in order; CUDA
+  // lays them side by side along k for one product of depth batch*k.
+  virtual void gemm_batched_sum(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                T alpha, const T* a, int64_t stride_a, const T* b,
+                                int64_t stride_b, T* c, int64_t batch) const = 0;
 
   // ---- element-wise -----------------------------------------------------------
   // out = a (op) b with broadcasting. Overwrites; out may alias a when a has
@@ -194,6 +202,10 @@ class Backend {
   // it on (std::invalid_argument naming the backend).
   virtual void set_tf32(bool on);
   virtual bool tf32() const { return false; }
+  // conv2d lowers images in chunks whose cols (C*KH*KW, OH*OW per image) hold
+  // at most this many elements, unless one image alone needs more. Each device
+  // says what suits it (a cache on the CPU, launch count on a GPU).
+  virtual int64_t conv_chunk_elements() const = 0;
 
   virtual const Kernels<float>& f32() const = 0;
   virtual const Kernels<double>& f64() const = 0;

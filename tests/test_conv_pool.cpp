@@ -1,6 +1,7 @@
 // conv2d and pooling: gradient checks, values against a direct nested-loop
-// convolution and hand-computed pools, frozen weights, shape errors, and
-// bit-identical results for 1 and 2 threads.
+// convolution and hand-computed pools, frozen weights, shape errors,
+// bit-identical results for 1 and 2 threads, and the CPU's gemm_batched_sum
+// (conv2d's weight and bias gradients) as the loop of products it stands for.
 #define BOOST_TEST_MODULE conv_pool
 #include <boost/test/unit_test.hpp>
 
@@ -8,8 +9,10 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/parallel.h"
 #include "tests/gradcheck.h"
@@ -159,6 +162,54 @@ BOOST_AUTO_TEST_CASE(conv2d_gradients_match_direct_loops) {
     check_close(w.grad().to_double_vector(), dw, 1e-12, name + " dw");
     check_close(b.grad().to_double_vector(), db, 1e-12, name + " db");
   }
+}
+
+// conv2d's weight and bias gradients sum products over images with
+// gemm_batched_sum. On the CPU it must be the very loop of products it
+// replaced (float32, bit for bit, with products large enough for threads to
+// share them in bands), and in float64 the sum it stands for. Every transpose;
+// both operands batched, or one shared (stride 0), as the bias's ones are.
+BOOST_AUTO_TEST_CASE(cpu_gemm_batched_sum_is_the_loop_of_products) {
+  Generator gen(16);
+  const int64_t m = 64, n = 288, k = 128, batch = 3;
+  for (bool trans_a : {false, true})
+    for (bool trans_b : {false, true})
+      for (const auto& [stride_a, stride_b] : std::vector<std::pair<int64_t, int64_t>>{
+               {m * k, k * n}, {m * k, 0}, {0, k * n}}) {
+        const std::string name = std::string("gemm_batched_sum ") + (trans_a ? "T" : "N") +
+                                 (trans_b ? "T" : "N") + ", strides " + std::to_string(stride_a) +
+                                 " " + std::to_string(stride_b);
+        const Tensor a = random_input({(batch - 1) * stride_a + m * k}, gen);
+        const Tensor b = random_input({(batch - 1) * stride_b + k * n}, gen);
+        const Tensor c = random_input({m, n}, gen);
+
+        const Kernels<float>& f32 = backend(Device::cpu).f32();
+        const Tensor a32 = a.to(DType::f32), b32 = b.to(DType::f32);
+        Tensor got = c.to(DType::f32), want = c.to(DType::f32);
+        f32.gemm_batched_sum(trans_a, trans_b, m, n, k, 0.5f, a32.data<float>(), stride_a,
+                             b32.data<float>(), stride_b, got.data<float>(), batch);
+        for (int64_t i = 0; i < batch; ++i)
+          f32.gemm(trans_a, trans_b, m, n, k, 0.5f, a32.data<float>() + i * stride_a,
+                   b32.data<float>() + i * stride_b, 1.0f, want.data<float>());
+        BOOST_TEST(got.to_float_vector() == want.to_float_vector(), name);
+
+        // C + 0.5 * sum_i op(A_i) op(B_i), element by element.
+        const std::vector<double> av = a.to_double_vector(), bv = b.to_double_vector();
+        std::vector<double> sum = c.to_double_vector();
+        for (int64_t i = 0; i < batch; ++i)
+          for (int64_t r = 0; r < m; ++r)
+            for (int64_t col = 0; col < n; ++col)
+              for (int64_t p = 0; p < k; ++p) {
+                const double x = av[i * stride_a + (trans_a ? p * m + r : r * k + p)];
+                const double y = bv[i * stride_b + (trans_b ? col * k + p : p * n + col)];
+                sum[r * n + col] += 0.5 * x * y;
+              }
+        Tensor got64 = c.clone();
+        backend(Device::cpu).f64().gemm_batched_sum(trans_a, trans_b, m, n, k, 0.5,
+                                                    a.data<double>(), stride_a, b.data<double>(),
+                                                    stride_b, got64.data<double>(), batch);
+        check_close(got64.to_double_vector(), sum, 1e-14, name + " float64");
+      }
 }
 
 BOOST_AUTO_TEST_CASE(gradcheck_conv2d) {

@@ -16,6 +16,8 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "cuda/caching_allocator.h"
@@ -198,6 +200,66 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(memory_kernels_match_cpu, T, FloatTypes) {
   cpu<T>().transpose2d(want.data(), x.data(), 37, 29);
   check_body<T>("transpose2d", 37 * 29, std::vector<T>(x.size()), want,
                 [&](T* out) { return Transpose2d<T>{out, x.data(), 37, 29}; });
+}
+
+// Against the definition out[j][i][k] = x[i*stride_i + j*K + k] in plain loops:
+// contiguous x, I slices apart by more than J*K, one slice repeated (stride 0),
+// and 1-sized axes (J = 1 is how gemm_batched_sum stacks (k, columns) operands).
+BOOST_AUTO_TEST_CASE_TEMPLATE(swap_leading_axes_matches_loops, T, FloatTypes) {
+  Generator gen(11);
+  struct Case {
+    int64_t i, j, k, stride_i;
+  };
+  for (const Case c : {Case{4, 3, 5, 15}, Case{3, 2, 7, 20}, Case{5, 3, 4, 0}, Case{1, 6, 5, 30},
+                       Case{4, 1, 9, 9}, Case{3, 4, 1, 4}, Case{1, 1, 1, 1}, Case{130, 7, 3, 21}}) {
+    const int64_t n = c.i * c.j * c.k;
+    const std::vector<T> x = random_values<T>((c.i - 1) * c.stride_i + c.j * c.k, gen);
+    std::vector<T> want(static_cast<size_t>(n));
+    for (int64_t j = 0; j < c.j; ++j)
+      for (int64_t i = 0; i < c.i; ++i)
+        for (int64_t k = 0; k < c.k; ++k)
+          want[(j * c.i + i) * c.k + k] = x[i * c.stride_i + j * c.k + k];
+    const std::string name = "swap_leading_axes I" + std::to_string(c.i) + " J" +
+                             std::to_string(c.j) + " K" + std::to_string(c.k) + " stride " +
+                             std::to_string(c.stride_i);
+    check_body<T>(name, n, std::vector<T>(n, T(NAN)), want, [&](T* out) {
+      return SwapLeadingAxes<T>{out, x.data(), c.i, c.j, c.k, c.stride_i};
+    });
+  }
+}
+
+// The CUDA gemm_batched_sum on the host: its operands laid along k by
+// stack_along_k's bodies on the emulated grid, then one product of depth
+// batch*k (the CPU's gemm, which reads row-major operands as the CUDA gemm
+// does), against the CPU's products added one by one. Every transpose, for
+// operands in a row, shared (stride 0) and with gaps between them.
+BOOST_AUTO_TEST_CASE_TEMPLATE(gemm_batched_sum_stacking_matches_cpu, T, FloatTypes) {
+  Generator gen(12);
+  const int64_t m = 19, n = 11, k = 13, batch = 5;
+  // Sums of batch*k products in another order than the CPU's.
+  const double tolerance = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  for (bool trans_a : {false, true})
+    for (bool trans_b : {false, true})
+      for (const auto& [stride_a, stride_b] : std::vector<std::pair<int64_t, int64_t>>{
+               {m * k, k * n}, {m * k, 0}, {0, k * n}, {m * k + 3, k * n + 2}}) {
+        const std::vector<T> a = random_values<T>((batch - 1) * stride_a + m * k, gen);
+        const std::vector<T> b = random_values<T>((batch - 1) * stride_b + k * n, gen);
+        const std::vector<T> initial = random_values<T>(m * n, gen);
+        std::vector<T> want = initial;
+        cpu<T>().gemm_batched_sum(trans_a, trans_b, m, n, k, T(0.5), a.data(), stride_a,
+                                  b.data(), stride_b, want.data(), batch);
+        std::vector<T> a_stacked(batch * k * m, T(NAN)), b_stacked(batch * k * n, T(NAN));
+        run_grid(launch_blocks(batch * k * m), batch * k * m,
+                 stack_along_k(a_stacked.data(), a.data(), stride_a, batch, k, m, !trans_a));
+        run_grid(launch_blocks(batch * k * n), batch * k * n,
+                 stack_along_k(b_stacked.data(), b.data(), stride_b, batch, k, n, trans_b));
+        std::vector<T> got = initial;
+        cpu<T>().gemm(trans_a, trans_b, m, n, batch * k, T(0.5), a_stacked.data(),
+                      b_stacked.data(), T(1), got.data());
+        check_close(std::string("gemm_batched_sum ") + (trans_a ? "T" : "N") + (trans_b ? "T" : "N") +
+                        ", strides " + std::to_string(stride_a) + " " + std::to_string(stride_b),
+                    got, want, tolerance);
+      }
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(broadcast_binary_matches_cpu, T, FloatTypes) {

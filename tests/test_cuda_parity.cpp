@@ -235,6 +235,48 @@ BOOST_AUTO_TEST_CASE(tf32_gemm_is_within_its_tolerance_and_off_by_default,
                      << float32_error << ", TF32 " << tf32_error);
 }
 
+// The GPU stacks the products along k for one GEMM; the CPU adds them one by one.
+BOOST_AUTO_TEST_CASE(gemm_batched_sum_matches_cpu, *boost::unit_test::precondition(gpu_usable)) {
+  Generator gen(12);
+  for (bool trans_a : {false, true})
+    for (bool trans_b : {false, true})
+      for (int64_t batch : {1, 6}) {
+        const int64_t m = random_size(gen, 1, 70), n = random_size(gen, 1, 70),
+                      k = random_size(gen, 1, 300);
+        // Both operands batched, or one shared by every product (stride 0).
+        for (const auto& [stride_a, stride_b] : std::vector<std::pair<int64_t, int64_t>>{
+                 {m * k, k * n}, {m * k, 0}, {0, k * n}}) {
+          const std::string name = std::string("gemm_batched_sum ") + (trans_a ? "T" : "N") +
+                                   (trans_b ? "T" : "N") + ", batch " + std::to_string(batch) +
+                                   ", strides " + std::to_string(stride_a) + " " +
+                                   std::to_string(stride_b);
+          const Tensor a = random_tensor({(batch - 1) * stride_a + m * k}, gen);
+          const Tensor b = random_tensor({(batch - 1) * stride_b + k * n}, gen);
+          const Tensor c = random_tensor({m, n}, gen);
+          const Tensor a_gpu = a.to(Device::cuda), b_gpu = b.to(Device::cuda);
+          Tensor want = c.clone(), got = c.to(Device::cuda);
+          backend(Device::cpu).f32().gemm_batched_sum(trans_a, trans_b, m, n, k, 0.5f,
+                                                      a.data<float>(), stride_a, b.data<float>(),
+                                                      stride_b, want.data<float>(), batch);
+          backend(Device::cuda).f32().gemm_batched_sum(
+              trans_a, trans_b, m, n, k, 0.5f, a_gpu.data<float>(), stride_a,
+              b_gpu.data<float>(), stride_b, got.data<float>(), batch);
+          check_close(name, got, want);
+          // Double precision goes through the same stacking and dgemm.
+          const Tensor a64 = a.to(DType::f64), b64 = b.to(DType::f64);
+          Tensor want64 = c.to(DType::f64), got64 = c.to(DType::f64).to(Device::cuda);
+          backend(Device::cpu).f64().gemm_batched_sum(trans_a, trans_b, m, n, k, 0.5,
+                                                      a64.data<double>(), stride_a,
+                                                      b64.data<double>(), stride_b,
+                                                      want64.data<double>(), batch);
+          backend(Device::cuda).f64().gemm_batched_sum(
+              trans_a, trans_b, m, n, k, 0.5, a64.to(Device::cuda).data<double>(), stride_a,
+              b64.to(Device::cuda).data<double>(), stride_b, got64.data<double>(), batch);
+          check_close(name + " float64", got64, want64, 1e-12);
+        }
+      }
+}
+
 BOOST_AUTO_TEST_CASE(linear_algebra_ops_match_cpu, *boost::unit_test::precondition(gpu_usable)) {
   Generator gen(3);
   const int64_t m = random_size(gen, 1, 40), k = random_size(gen, 1, 200), n = random_size(gen, 1, 40);
@@ -314,6 +356,29 @@ BOOST_AUTO_TEST_CASE(conv2d_matches_cpu, *boost::unit_test::precondition(gpu_usa
     check_op(name + " without bias",
              [options](const auto& x) { return conv2d(x[0], x[1], Tensor(), options); },
              {grad_tensor({n, c, h, w}, gen), grad_tensor({oc, c, kernel, kernel}, gen)});
+  }
+}
+
+// Chunks of several images on the GPU (its budget of cols is far larger than
+// the CPU's), where dW and db sum over a chunk's images, and over the batch,
+// in one GEMM each: small images all in one chunk, and VGG's 64->64 layer at
+// 32x32, whose 60 images need two chunks, the second partial.
+BOOST_AUTO_TEST_CASE(conv2d_backward_over_chunks_matches_cpu,
+                     *boost::unit_test::precondition(gpu_usable)) {
+  Generator gen(13);
+  const int64_t vgg_per_chunk = backend(Device::cuda).conv_chunk_elements() / (64 * 9 * 32 * 32);
+  BOOST_TEST_REQUIRE((vgg_per_chunk > 1 && vgg_per_chunk < 60), "images per chunk " << vgg_per_chunk);
+  struct Case {
+    Shape xs, ws;
+    Conv2dOptions options;
+  };
+  for (const Case& c : {Case{{9, 5, 11, 10}, {7, 5, 3, 3}, {1, 1, 1, 1}},
+                        Case{{6, 3, 12, 9}, {4, 3, 5, 3}, {2, 1, 2, 1}},
+                        Case{{60, 64, 32, 32}, {64, 64, 3, 3}, {1, 1, 1, 1}}}) {
+    const std::string name = "conv2d x " + to_string(c.xs) + " w " + to_string(c.ws);
+    const Conv2dOptions options = c.options;
+    check_op(name, [options](const auto& x) { return conv2d(x[0], x[1], x[2], options); },
+             {grad_tensor(c.xs, gen), grad_tensor(c.ws, gen), grad_tensor({c.ws[0]}, gen)});
   }
 }
 

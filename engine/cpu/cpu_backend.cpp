@@ -134,6 +134,16 @@ void CpuKernels<T>::gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, 
          c + i * stride_c);
 }
 
+// One product after another onto C, in order: each element of C then takes
+// the same sums in the same order whatever the thread count.
+template <class T>
+void CpuKernels<T>::gemm_batched_sum(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                     T alpha, const T* a, int64_t stride_a, const T* b,
+                                     int64_t stride_b, T* c, int64_t batch) const {
+  for (int64_t i = 0; i < batch; ++i)
+    gemm(trans_a, trans_b, m, n, k, alpha, a + i * stride_a, b + i * stride_b, T(1), c);
+}
+
 template <class T>
 void CpuKernels<T>::binary(BinaryOp op, const Broadcast& g, const T* a, const T* b,
                            T* out) const {
@@ -226,6 +236,9 @@ class CpuBackend final : public Backend {
     std::memcpy(dst, src, bytes);
   }
   void synchronize() const override {}
+  // 2 MiB of float32, about a core's L2 cache: im2col's output is still in
+  // cache when the GEMMs read it (measured: 2^19 beat 2^20 and 2^21).
+  int64_t conv_chunk_elements() const override { return int64_t{1} << 19; }
   const Kernels<float>& f32() const override { return f32_; }
   const Kernels<double>& f64() const override { return f64_; }
 

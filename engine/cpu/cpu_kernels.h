@@ -28,6 +28,9 @@ class CpuKernels final : public Kernels<T> {
   void gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
                             const T* a, int64_t stride_a, const T* b, int64_t stride_b, T beta,
                             T* c, int64_t stride_c, int64_t batch) const override;
+  void gemm_batched_sum(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
+                        const T* a, int64_t stride_a, const T* b, int64_t stride_b, T* c,
+                        int64_t batch) const override;
 
   void binary(BinaryOp op, const Broadcast& geometry, const T* a, const T* b,
               T* out) const override;

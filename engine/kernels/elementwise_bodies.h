@@ -47,6 +47,33 @@ struct Transpose2d {
   }
 };
 
+// x (I,J,K) -> out (J,I,K): out[j][i][k] = x[i*stride_i + j*K + k], so the
+// I slices of x lie side by side in each row j of out. stride_i is J*K for a
+// contiguous x and 0 repeats one slice. e indexes out.
+template <class T>
+struct SwapLeadingAxes {
+  T* out;
+  const T* x;
+  int64_t size_i, size_j, size_k, stride_i;
+  ENGINE_HOST_DEVICE void operator()(int64_t e) const {
+    const int64_t k = e % size_k, i = e / size_k % size_i, j = e / size_k / size_i;
+    out[e] = x[i * stride_i + j * size_k + k];
+  }
+};
+
+// How the CUDA gemm_batched_sum lays the operands X_i (i < batch, `stride`
+// apart, 0: shared) of its products along k, for one product of depth batch*k:
+// X_i stored (rows, k) (A untransposed, B transposed) -> out (rows, batch, k),
+// the products' rows side by side; X_i stored (k, columns) -> out
+// (batch, k, columns), the products one after another. `other` is the rows or
+// columns that are not k. out holds batch*k*other elements.
+template <class T>
+SwapLeadingAxes<T> stack_along_k(T* out, const T* x, int64_t stride, int64_t batch, int64_t k,
+                                 int64_t other, bool k_along_rows) {
+  if (k_along_rows) return {out, x, batch, other, k, stride};
+  return {out, x, batch, 1, k * other, stride};
+}
+
 template <class T>
 ENGINE_HOST_DEVICE T apply_binary(BinaryOp op, T a, T b) {
   switch (op) {

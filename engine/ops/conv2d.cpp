@@ -1,7 +1,9 @@
 // conv2d by im2col + GEMM, forward and backward.
 //
-// Images go through in chunks of B. One im2col call lowers a whole chunk: the
-// chunk x (B,C,H,W) is read as one image of B*C channels, so its cols
+// Images go through in chunks of B, as many as the device's budget of cols
+// elements allows (Backend::conv_chunk_elements: a core's L2 cache on the CPU,
+// far more on a GPU). One im2col call lowers a whole chunk: the chunk
+// x (B,C,H,W) is read as one image of B*C channels, so its cols
 // (B*C*KH*KW, OH*OW) hold each image's cols (C*KH*KW, OH*OW) one after another.
 // A chunk's products then take one of two forms, chosen by the output map.
 //
@@ -9,12 +11,15 @@
 // image n of the chunk:
 //   forward   y_n (OC, OH*OW) = W (OC, C*KH*KW) cols_n + b 1^T
 //   backward  dW += dy_n cols_n^T;  db += dy_n 1;  dcols_n = W^T dy_n
-// and one col2im call puts the chunk's dcols back onto dx. Each product reads
-// and writes NCHW in place, so nothing is copied; the per-image products run
-// as one strided-batched GEMM (a single cuBLAS call on CUDA). On the 2-core
-// CPU this beat putting a chunk's columns side by side for one wide GEMM: the
-// copies that layout needs cost more than the wider GEMM gains (up to 20% on
-// the layers of experiments/bench, maps of 8x8 and more).
+// and one col2im call puts the chunk's dcols back onto dx. The products y_n
+// and dcols_n run as one strided-batched GEMM (a single cuBLAS call on CUDA)
+// that reads and writes NCHW in place; the sums dW (per chunk) and db (per
+// batch) as one gemm_batched_sum, which the CPU adds image by image and CUDA
+// computes as one GEMM over the images' columns side by side. On the 2-core
+// CPU a product per image, in place, beat putting a chunk's columns side by
+// side for one wide GEMM: the copies that layout needs cost more than the
+// wider GEMM gains (up to 20% on the layers of experiments/bench, maps of 8x8
+// and more); on a GPU, one launch instead of one per image is worth the copies.
 //
 // Side by side (small maps: VGG's last two blocks at 32x32 have 4x4 and 2x2).
 // There a per-image product would repack all of W (up to 512 x 4608) to make
@@ -29,8 +34,8 @@
 //
 // Backward recomputes cols rather than keeping them from the forward: they are
 // KH*KW times larger than the input. Chunks and layouts depend on the shapes
-// only, and dW and db accumulate in a fixed order, so every bit of the result
-// is the same for any thread count.
+// and the device only, and on the CPU dW and db accumulate in a fixed order,
+// so every bit of the result is the same for any thread count.
 #include <algorithm>
 #include <string>
 
@@ -41,11 +46,6 @@
 namespace engine {
 
 namespace {
-
-// A chunk's cols hold at most this many elements (2 MiB in float32, about a
-// core's L2 cache) unless one image alone needs more: im2col's output is then
-// still in cache when the GEMMs read it (measured: 2^19 beat 2^20 and 2^21).
-constexpr int64_t kChunkElements = int64_t{1} << 19;
 
 // Output maps of at most this many positions (4x4) go side by side.
 constexpr int64_t kSideBySideMaxPositions = 16;
@@ -114,8 +114,11 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& weight, const Tensor& 
   geo.out_channels = weight.dim(0);
   geo.patch = w.channels * w.kernel_h * w.kernel_w;
   geo.positions = w.out_height() * w.out_width();
-  geo.chunk = std::clamp<int64_t>(kChunkElements / (geo.patch * geo.positions), 1,
-                                  std::max<int64_t>(geo.batch, 1));
+  // A chunk's cols hold at most the device's budget (Backend::conv_chunk_elements)
+  // unless one image alone needs more.
+  geo.chunk = std::clamp<int64_t>(
+      backend(x.device()).conv_chunk_elements() / (geo.patch * geo.positions), 1,
+      std::max<int64_t>(geo.batch, 1));
   geo.side_by_side = geo.positions <= kSideBySideMaxPositions;
   return geo;
 }
@@ -229,12 +232,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
           backward_side_by_side(kern, geo, dy, x_value, weight_value, x_grad, weight_grad, bias_grad);
           return;
         }
-        // db (OC) += dy_n (OC, OH*OW) 1, image by image.
+        // db (OC) += sum over n of dy_n (OC, OH*OW) 1.
         if (need_db) {
           Tensor ones = Tensor::full({p}, 1.0, dy.dtype(), dy.device());
-          T* db = grad_buffer(bias_grad).data<T>();
-          for (int64_t n = 0; n < geo.batch; ++n)
-            kern.gemm(false, false, oc, 1, p, T(1), dy.data<T>() + n * oc * p, ones.data<T>(), T(1), db);
+          kern.gemm_batched_sum(false, false, oc, 1, p, T(1), dy.data<T>(), oc * p,
+                                ones.data<T>(), 0, grad_buffer(bias_grad).data<T>(), geo.batch);
         }
         if (!need_dx && !need_dw) return;
         Tensor cols = buffer(geo.chunk * patch * p);
@@ -243,13 +245,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
         for (int64_t first = 0; first < geo.batch; first += geo.chunk) {
           const int64_t b = std::min(geo.chunk, geo.batch - first);
           const T* dy_first = dy.data<T>() + first * oc * p;
-          // dW (OC, C*KH*KW) += dy_n cols_n^T, image by image.
+          // dW (OC, C*KH*KW) += sum over the chunk's n of dy_n cols_n^T.
           if (need_dw) {
             kern.im2col(geo.chunk_window(b), x_value.data<T>() + first * geo.image_size(),
                         cols.data<T>());
-            for (int64_t n = 0; n < b; ++n)
-              kern.gemm(false, true, oc, patch, p, T(1), dy_first + n * oc * p,
-                        cols.data<T>() + n * patch * p, T(1), dw);
+            kern.gemm_batched_sum(false, true, oc, patch, p, T(1), dy_first, oc * p,
+                                  cols.data<T>(), patch * p, dw, b);
           }
           // dcols_n (C*KH*KW, OH*OW) = W^T dy_n, then the chunk's columns back onto dx.
           if (need_dx) {
