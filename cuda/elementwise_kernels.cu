@@ -53,6 +53,13 @@ void CudaKernels<T>::transpose2d(T* out, const T* x, int64_t rows, int64_t cols)
 }
 
 template <class T>
+void CudaKernels<T>::swap_leading_axes(T* out, const T* x, int64_t size_i, int64_t size_j,
+                                       int64_t size_k) const {
+  launch(*ctx_, "swap_leading_axes", size_i * size_j * size_k,
+         kernels::SwapLeadingAxes<T>{out, x, size_i, size_j, size_k, size_j * size_k});
+}
+
+template <class T>
 void CudaKernels<T>::stack_along_k(T* out, const T* x, int64_t stride, int64_t batch, int64_t k,
                                    int64_t other, bool k_along_rows) const {
   launch(*ctx_, "stack_along_k", batch * k * other,

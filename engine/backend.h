@@ -60,6 +60,10 @@ class Kernels {
                            int64_t block, int64_t count) const = 0;
   // out (cols, rows) = transpose of x (rows, cols). Overwrites.
   virtual void transpose2d(T* out, const T* x, int64_t rows, int64_t cols) const = 0;
+  // out (J,I,K) = x (I,J,K) with its two leading axes swapped: the I blocks
+  // (J,K) of x side by side in out's rows. Overwrites.
+  virtual void swap_leading_axes(T* out, const T* x, int64_t size_i, int64_t size_j,
+                                 int64_t size_k) const = 0;
 
   // ---- BLAS -----------------------------------------------------------------
   // C (m,n) = alpha * op(A) * op(B) + beta * C, row-major; op(A) is (m,k),

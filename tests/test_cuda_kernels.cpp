@@ -202,9 +202,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(memory_kernels_match_cpu, T, FloatTypes) {
                 [&](T* out) { return Transpose2d<T>{out, x.data(), 37, 29}; });
 }
 
-// Against the definition out[j][i][k] = x[i*stride_i + j*K + k] in plain loops:
-// contiguous x, I slices apart by more than J*K, one slice repeated (stride 0),
-// and 1-sized axes (J = 1 is how gemm_batched_sum stacks (k, columns) operands).
+// Against the definition out[j][i][k] = x[i*stride_i + j*K + k] in plain loops
+// (the body, and for a contiguous x the CPU backend's swap_leading_axes, which
+// the CUDA backend launches as this body): contiguous x, I slices apart by more
+// than J*K, one slice repeated (stride 0), and 1-sized axes (J = 1 is how
+// gemm_batched_sum stacks (k, columns) operands).
 BOOST_AUTO_TEST_CASE_TEMPLATE(swap_leading_axes_matches_loops, T, FloatTypes) {
   Generator gen(11);
   struct Case {
@@ -225,6 +227,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(swap_leading_axes_matches_loops, T, FloatTypes) {
     check_body<T>(name, n, std::vector<T>(n, T(NAN)), want, [&](T* out) {
       return SwapLeadingAxes<T>{out, x.data(), c.i, c.j, c.k, c.stride_i};
     });
+    if (c.stride_i == c.j * c.k) {  // the Kernels method takes a contiguous x
+      std::vector<T> got(static_cast<size_t>(n), T(NAN));
+      cpu<T>().swap_leading_axes(got.data(), x.data(), c.i, c.j, c.k);
+      BOOST_TEST(got == want, name << ", CPU backend");
+    }
   }
 }
 

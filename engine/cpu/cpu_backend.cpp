@@ -46,6 +46,17 @@ void CpuKernels<T>::transpose2d(T* out, const T* x, int64_t rows, int64_t cols) 
     for (int64_t r = 0; r < rows; ++r) out[c * rows + r] = x[r * cols + c];
 }
 
+// Row j of out gathers block (i, j) of x for every i: a copy of K elements each.
+template <class T>
+void CpuKernels<T>::swap_leading_axes(T* out, const T* x, int64_t size_i, int64_t size_j,
+                                      int64_t size_k) const {
+#pragma omp parallel for schedule(static) if (size_i * size_j * size_k > kParallelGrain)
+  for (int64_t j = 0; j < size_j; ++j)
+    for (int64_t i = 0; i < size_i; ++i)
+      std::memcpy(out + (j * size_i + i) * size_k, x + (i * size_j + j) * size_k,
+                  static_cast<size_t>(size_k) * sizeof(T));
+}
+
 // GEMM threading. OpenBLAS always runs single-threaded here and our OpenMP
 // threads split the work, because OpenBLAS's own thread pool beside OpenMP's
 // made the two pools' spinning waiters starve each other on 2 cores (training

@@ -22,6 +22,8 @@ class CpuKernels final : public Kernels<T> {
   void copy_blocks(T* dst, int64_t dst_stride, const T* src, int64_t src_stride, int64_t block,
                    int64_t count) const override;
   void transpose2d(T* out, const T* x, int64_t rows, int64_t cols) const override;
+  void swap_leading_axes(T* out, const T* x, int64_t size_i, int64_t size_j,
+                         int64_t size_k) const override;
 
   void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
             const T* b, T beta, T* c) const override;

@@ -128,14 +128,12 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& weight, const Tensor& 
 template <class T>
 void to_side_by_side(const Kernels<T>& kern, const T* per_image, int64_t rows, int64_t b,
                      int64_t p, T* side) {
-  for (int64_t n = 0; n < b; ++n)
-    kern.copy_blocks(side + n * p, b * p, per_image + n * rows * p, p, p, rows);
+  kern.swap_leading_axes(side, per_image, b, rows, p);
 }
 template <class T>
 void from_side_by_side(const Kernels<T>& kern, const T* side, int64_t rows, int64_t b,
                        int64_t p, T* per_image) {
-  for (int64_t n = 0; n < b; ++n)
-    kern.copy_blocks(per_image + n * rows * p, p, side + n * p, b * p, p, rows);
+  kern.swap_leading_axes(per_image, side, rows, b, p);
 }
 
 // The backward of side-by-side chunks (the header's second form): per chunk,
