@@ -12,6 +12,26 @@ int64_t Broadcast::numel() const {
   return n;
 }
 
+Broadcast Broadcast::coalesced() const {
+  Broadcast c;
+  for (int d = 0; d < ndim; ++d) {
+    if (out_shape[d] == 1) continue;  // its index is always 0
+    const int last = c.ndim - 1;
+    if (last >= 0 && c.a_strides[last] == a_strides[d] * out_shape[d] &&
+        c.b_strides[last] == b_strides[d] * out_shape[d]) {
+      c.out_shape[last] *= out_shape[d];  // d continues the dimension outside it
+      c.a_strides[last] = a_strides[d];
+      c.b_strides[last] = b_strides[d];
+      continue;
+    }
+    c.out_shape[c.ndim] = out_shape[d];
+    c.a_strides[c.ndim] = a_strides[d];
+    c.b_strides[c.ndim] = b_strides[d];
+    ++c.ndim;
+  }
+  return c;
+}
+
 void Backend::set_tf32(bool on) {
   if (on) throw std::invalid_argument("set_tf32: " + name() + " has no TF32 mode (a GPU tensor-core mode)");
 }

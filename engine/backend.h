@@ -44,6 +44,10 @@ struct Broadcast {
   int64_t a_strides[kMaxDims] = {};
   int64_t b_strides[kMaxDims] = {};
   int64_t numel() const;
+  // The same mapping with fewer dimensions: size-1 dimensions dropped, and a
+  // dimension merged into the one outside it wherever both operands step
+  // through the pair as through one (two same-shape tensors become one run).
+  Broadcast coalesced() const;
 };
 
 template <class T>

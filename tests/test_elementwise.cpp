@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include "engine/backend.h"
 #include "engine/ops.h"
 #include "engine/parallel.h"
 #include "tests/gradcheck.h"
@@ -174,6 +175,43 @@ BOOST_AUTO_TEST_CASE(broadcast_values) {
   BOOST_TEST(sum(a, 0).to_double_vector() == std::vector<double>({5, 7, 9}), boost::test_tools::per_element());
   BOOST_TEST(sum(a, 1, true).shape() == Shape({2, 1}));
   BOOST_TEST(mean(a).item() == 3.5);
+}
+
+// The CPU's binary walks the coalesced mapping: a bias broadcast over (N,C,H,W)
+// keeps N and C apart and merges H with W; same shapes become one run; size-1
+// dimensions go; a mapping with nothing left is one element.
+BOOST_AUTO_TEST_CASE(broadcast_coalesces_dimensions) {
+  Broadcast bias;
+  bias.ndim = 4;
+  const std::array<int64_t, 4> shape{2, 3, 4, 5}, a{60, 20, 5, 1}, b{0, 1, 0, 0};
+  std::copy(shape.begin(), shape.end(), bias.out_shape);
+  std::copy(a.begin(), a.end(), bias.a_strides);
+  std::copy(b.begin(), b.end(), bias.b_strides);
+  const Broadcast c = bias.coalesced();
+  BOOST_TEST(c.ndim == 3);
+  BOOST_TEST((std::array<int64_t, 3>{c.out_shape[0], c.out_shape[1], c.out_shape[2]} ==
+              std::array<int64_t, 3>{2, 3, 20}));
+  BOOST_TEST((std::array<int64_t, 3>{c.a_strides[0], c.a_strides[1], c.a_strides[2]} ==
+              std::array<int64_t, 3>{60, 20, 1}));
+  BOOST_TEST((std::array<int64_t, 3>{c.b_strides[0], c.b_strides[1], c.b_strides[2]} ==
+              std::array<int64_t, 3>{0, 1, 0}));
+
+  Broadcast same = bias;  // (2,1,4,5) with a size-1 dimension, both operands contiguous
+  same.out_shape[1] = 1;
+  const std::array<int64_t, 4> contiguous{20, 20, 5, 1};
+  std::copy(contiguous.begin(), contiguous.end(), same.a_strides);
+  std::copy(contiguous.begin(), contiguous.end(), same.b_strides);
+  const Broadcast run = same.coalesced();
+  BOOST_TEST(run.ndim == 1);
+  BOOST_TEST(run.out_shape[0] == 40);
+  BOOST_TEST(run.a_strides[0] == 1);
+  BOOST_TEST(run.b_strides[0] == 1);
+
+  Broadcast scalar;  // (1,1): nothing left, numel 1
+  scalar.ndim = 2;
+  scalar.out_shape[0] = scalar.out_shape[1] = 1;
+  BOOST_TEST(scalar.coalesced().ndim == 0);
+  BOOST_TEST(scalar.coalesced().numel() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(relu_propagates_nan) {

@@ -158,21 +158,27 @@ void CpuKernels<T>::gemm_batched_sum(bool trans_a, bool trans_b, int64_t m, int6
 template <class T>
 void CpuKernels<T>::binary(BinaryOp op, const Broadcast& g, const T* a, const T* b,
                            T* out) const {
-  // Rows of the innermost dimension; each row's start offsets come from its
-  // multi-index over the outer dimensions.
-  const int last = g.ndim - 1;
-  const int64_t inner = g.ndim ? g.out_shape[last] : 1;
-  const int64_t rows = inner ? g.numel() / inner : 0;
-  const int64_t sa = g.ndim ? g.a_strides[last] : 0;
-  const int64_t sb = g.ndim ? g.b_strides[last] : 0;
-#pragma omp parallel for schedule(static) if (g.numel() > kParallelGrain)
-  for (int64_t row = 0; row < rows; ++row) {
+  // Rows of the innermost dimension of the coalesced mapping (two same-shape
+  // tensors make one row); each row's start offsets come from its multi-index
+  // over the outer dimensions. Long rows are cut into blocks for the threads.
+  const Broadcast c = g.coalesced();
+  const int last = c.ndim - 1;
+  const int64_t inner = c.ndim ? c.out_shape[last] : 1;
+  const int64_t rows = inner ? c.numel() / inner : 0;
+  const int64_t sa = c.ndim ? c.a_strides[last] : 0;
+  const int64_t sb = c.ndim ? c.b_strides[last] : 0;
+  constexpr int64_t kBlock = 1 << 14;
+  const int64_t blocks = (inner + kBlock - 1) / kBlock;  // per row
+#pragma omp parallel for schedule(static) if (c.numel() > kParallelGrain)
+  for (int64_t piece = 0; piece < rows * blocks; ++piece) {
+    const int64_t row = piece / blocks, begin = piece % blocks * kBlock;
+    const int64_t end = std::min(inner, begin + kBlock);
     int64_t offset_a, offset_b;
-    kernels::broadcast_offsets(g, last, row, offset_a, offset_b);
+    kernels::broadcast_offsets(c, last, row, offset_a, offset_b);
     const T* pa = a + offset_a;
     const T* pb = b + offset_b;
     T* po = out + row * inner;
-    for (int64_t j = 0; j < inner; ++j) po[j] = kernels::apply_binary(op, pa[j * sa], pb[j * sb]);
+    for (int64_t j = begin; j < end; ++j) po[j] = kernels::apply_binary(op, pa[j * sa], pb[j * sb]);
   }
 }
 

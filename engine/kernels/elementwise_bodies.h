@@ -161,8 +161,11 @@ inline SumToGeometry make_sum_to_geometry(const int64_t* x_shape, const int64_t*
   return g;
 }
 
-// out[o] += sum of output o's inputs, one thread per output, in the CPU's order.
-// Used when there are many outputs; few large sums use SumToInput and a block each.
+// out[o] += sum of output o's inputs, one thread per output, in the CPU's order
+// (reduced_offset's: the last reduced dimension fastest). The offset steps from
+// input to input like an odometer over the reduced dimensions, with no
+// division per input. Used when there are many outputs; few large sums use
+// SumToInput and a block each.
 template <class T>
 struct SumToOutput {
   SumToGeometry g;
@@ -170,8 +173,21 @@ struct SumToOutput {
   T* out;
   ENGINE_HOST_DEVICE void operator()(int64_t o) const {
     const T* first = x + g.base(o);
+    int64_t digit[kMaxDims] = {};
+    int64_t offset = 0;
     double acc = 0;
-    for (int64_t r = 0; r < g.reduce_numel; ++r) acc += first[g.reduced_offset(r)];
+    for (int64_t r = 0; r < g.reduce_numel; ++r) {
+      acc += first[offset];
+      for (int d = g.ndim - 1; d >= 0; --d) {  // carry into the next reduced dimension
+        if (g.out_shape[d] != 1) continue;
+        if (++digit[d] < g.x_shape[d]) {
+          offset += g.x_strides[d];
+          break;
+        }
+        digit[d] = 0;
+        offset -= (g.x_shape[d] - 1) * g.x_strides[d];
+      }
+    }
     out[o] += static_cast<T>(acc);
   }
 };

@@ -76,7 +76,9 @@ void accumulate_reduced(const Tensor& target, const Tensor& x, double alpha) {
   dispatch_dtype(x.dtype(), [&]<class T>() {
     const Kernels<T>& kern = backend(x.device()).kernels<T>();
     Tensor g = grad_buffer(target);
-    if (alpha == 1.0) {
+    if (out == x.shape()) {  // nothing to sum: one pass (the same values as sum_to's)
+      kern.axpy(g.numel(), static_cast<T>(alpha), x.data<T>(), g.data<T>());
+    } else if (alpha == 1.0) {
       kern.sum_to(x.data<T>(), x.shape().data(), g.data<T>(), out.data(), x.ndim());
     } else {
       Tensor reduced = Tensor::zeros(target.shape(), x.dtype(), x.device());
