@@ -1,17 +1,11 @@
 // Registers the CUDA backend, and the NCCL communicator where it is built,
-// with the engine before main runs: every program linked with this library
-// can use `--device cuda` (or says why not: no GPU, no driver), with no code
-// of its own, and the engine never includes a CUDA header.
-//
-// Why a static initialiser, and why the library is linked whole: a linker
-// copies from a static library only the members that define a symbol someone
-// needs, and nothing refers to this file, so in a plain link it would be
-// dropped and CUDA silently missing. cuda/meson.build gives programs the
-// library through `link_whole` (every member kept), and
-// tests/test_cuda_kernels.cpp checks that a CUDA build's programs have the
-// backend registered. (The alternative, an explicit cuda::register_backend()
-// call, would be needed in every main, the Boost.Test ones included, behind
-// #ifdefs; a forgotten one would fail the same silent way.)
+// with the engine: this file's static initialiser runs when the engine loads
+// the plugin (libengine_cuda.so, engine/backend.h), on the first use of
+// Device::cuda. Every program built where CUDA is can thus use `--device cuda`
+// (or say why not: no GPU, no driver, the plugin missing) with no code of its
+// own, the engine never includes a CUDA header, and a program that stays on
+// the CPU never loads cuBLAS. tests/test_cuda_kernels.cpp checks that a CUDA
+// build's programs load the plugin and get the backend registered.
 #include "cuda/cuda_backend.h"
 #include "engine/backend.h"
 

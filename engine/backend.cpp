@@ -1,8 +1,12 @@
 #include "engine/backend.h"
 
+#include <dlfcn.h>
+
 #include <atomic>
 #include <mutex>
 #include <stdexcept>
+
+#include "backend_plugins.h"  // in the build directory, from ../meson.build
 
 namespace engine {
 
@@ -40,11 +44,14 @@ Backend& cpu_backend();  // engine/cpu/cpu_backend.cpp
 
 namespace {
 
-// A registered device: its factory, the index of the device it runs on, and,
-// from its first use on, the backend or the reason there is none. Kept until
-// the process ends (backends free no device memory at exit: the runtime may
-// be gone by then).
+// A device: the plugin its backend comes in (if built), its factory once
+// registered, the index of the device it runs on, and, from its first use on,
+// the backend or the reason there is none. Kept until the process ends
+// (backends free no device memory at exit: the runtime may be gone by then).
 struct Registration {
+  const char* plugin_path = "";  // "" when the program has no plugin for it
+  std::once_flag plugin_loaded;
+  std::string plugin_error;  // why dlopen failed ("" if it did not)
   BackendFactory factory = nullptr;
   int index = 0;
   std::atomic<bool> started{false};  // the factory has run: `index` is fixed
@@ -57,14 +64,33 @@ struct Registration {
 // registering from another library's static initialiser finds the registry
 // constructed whatever the initialisation order.
 Registration& registration(Device device) {
-  static Registration registrations[2];  // Device::cpu, Device::cuda
+  static Registration registrations[2] = {{}, {.plugin_path = ENGINE_CUDA_PLUGIN_PATH}};  // cpu, cuda
   return registrations[static_cast<size_t>(device)];
+}
+
+// Loads the device's plugin once; its static initialiser registers the
+// backend (cuda/register_backend.cpp). RTLD_NOW: a missing symbol or library
+// is an error now, with dlerror's message, not a crash at the first call.
+// Never unloaded: the backend lives until the process ends.
+void load_plugin(Registration& r) {
+  if (r.plugin_path[0] == '\0') return;
+  std::call_once(r.plugin_loaded, [&r] {
+    if (r.factory) return;  // linked in, or registered by hand
+    if (dlopen(r.plugin_path, RTLD_NOW | RTLD_LOCAL) == nullptr) {
+      const char* why = dlerror();
+      r.plugin_error = std::string("its backend plugin could not be loaded: ") +
+                       (why ? why : std::string(r.plugin_path) + ": unknown error");
+    } else if (!r.factory) {
+      r.plugin_error = std::string("its backend plugin ") + r.plugin_path + " registered no backend";
+    }
+  });
 }
 
 // The registration of `device` with its backend created (or its reason
 // recorded) on first use; null when no backend was registered.
 Registration* created(Device device) {
   Registration& r = registration(device);
+  load_plugin(r);
   if (!r.factory) return nullptr;
   std::call_once(r.created, [&r] {
     r.started = true;
@@ -81,6 +107,8 @@ std::string device_name(Device device) {
 }
 
 std::string not_built_reason(Device device) {
+  const Registration& r = registration(device);
+  if (!r.plugin_error.empty()) return r.plugin_error;
   return "this program was built without the " + to_string(device) + " backend (see the `" +
          to_string(device) + "` Meson option)";
 }
@@ -97,8 +125,21 @@ void register_backend(Device device, BackendFactory factory) {
   r.factory = factory;
 }
 
+bool backend_built(Device device) {
+  if (device == Device::cpu) return true;
+  const Registration& r = registration(device);
+  return r.plugin_path[0] != '\0' || r.factory != nullptr;
+}
+
+void load_backend_plugin(Device device) {
+  if (device != Device::cpu) load_plugin(registration(device));
+}
+
 bool backend_registered(Device device) {
-  return device == Device::cpu || registration(device).factory != nullptr;
+  if (device == Device::cpu) return true;
+  Registration& r = registration(device);
+  load_plugin(r);
+  return r.factory != nullptr;
 }
 
 bool backend_available(Device device) {

@@ -1,10 +1,11 @@
 // The device seam. Every op in engine/ops/ is written once, device-agnostic,
 // as a composition of the primitive kernels below; each device provides them.
 // The CPU backend (engine/cpu/) uses OpenBLAS and threaded loops and is part
-// of the engine. Other devices' backends live in libraries of their own that
-// register themselves here (register_backend, at the end of this file): the
-// CUDA backend (cuda/, cuBLAS and kernels) is built when the `cuda` option
-// finds nvcc, and the engine never includes it.
+// of the engine. Other devices' backends are plugins that the engine loads
+// when the device is first asked for, and that register themselves here
+// (register_backend, at the end of this file): the CUDA backend (cuda/,
+// cuBLAS and kernels) is built when the `cuda` option finds nvcc, and the
+// engine never includes it.
 //
 // All pointers are device pointers of the backend's device, except `labels`
 // and `mask` of the loss kernels, which are host arrays (small; the CUDA backend
@@ -225,19 +226,34 @@ template <> inline const Kernels<float>& Backend::kernels<float>() const { retur
 template <> inline const Kernels<double>& Backend::kernels<double>() const { return f64(); }
 
 // ---- the registry of backends ----------------------------------------------------
-// Creates a device's backend, or returns null with the reason in *why_not when
-// the device cannot be used here (no GPU, driver too old, ...). It runs once,
-// on the device's first use, so a program that never touches the device never
-// initialises its runtime. `index` says which device of the kind to run on
-// (the N of cuda:N; see set_device_index).
+// A device other than the CPU has its backend in a plugin, a shared library
+// built beside the engine (the CUDA backend: cuda/, built as
+// BUILD/cuda/libengine_cuda.so when the `cuda` option finds nvcc). The engine
+// loads it with dlopen on the device's first use, and its static initialiser
+// registers the backend here. A program that never asks for the GPU thus never
+// maps cuBLAS and the CUDA runtime (about 150 MiB of resident memory).
+//
+// A factory creates a device's backend, or returns null with the reason in
+// *why_not when the device cannot be used here (no GPU, driver too old, ...).
+// It runs once, on the device's first use, so a program that never touches
+// the device never initialises its runtime. `index` says which device of the
+// kind to run on (the N of cuda:N; see set_device_index).
 using BackendFactory = std::unique_ptr<Backend> (*)(int index, std::string* why_not);
 
 // Registers the backend of a device other than the CPU (whose backend is built
 // in). Throws std::logic_error for the CPU, or when the device already has one.
-// A backend library calls it before main (cuda/register_backend.cpp).
+// A plugin calls it while it is loaded (cuda/register_backend.cpp).
 void register_backend(Device device, BackendFactory factory);
-// True when a backend of `device` was registered (always for the CPU): for
-// CUDA, when the program was built and linked with the CUDA backend.
+// True when the program was built with a backend for `device` (always for the
+// CPU), without loading it: what --version reports.
+bool backend_built(Device device);
+// Loads the device's plugin, once, where the program has one (nothing for the
+// CPU): its backend (and device communicator, engine/distributed.h) register
+// then. A failure is not thrown but kept as backend_unavailable_reason.
+void load_backend_plugin(Device device);
+// True when a backend of `device` is registered (always for the CPU), loading
+// its plugin first if there is one; false when there is none or it failed to
+// load (backend_unavailable_reason says why).
 bool backend_registered(Device device);
 
 // The backend of a device, created on first use. Throws a clear error naming

@@ -108,8 +108,8 @@ bool launched_by_mpi();
 bool built_with_mpi();
 
 // A communicator that reduces tensors in a device's own memory (NCCL for
-// CUDA). Device backend libraries register one where they have it
-// (cuda/register_backend.cpp); it bootstraps over MPI, so only builds with MPI
+// CUDA). Device backend plugins register one where they have it, when they
+// are loaded (cuda/register_backend.cpp); it bootstraps over MPI, so only builds with MPI
 // register one. Throws std::logic_error for the CPU or a second registration.
 using CommunicatorFactory = std::unique_ptr<Communicator> (*)();
 void register_device_communicator(Device device, CommunicatorFactory factory);

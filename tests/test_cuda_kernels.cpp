@@ -629,23 +629,30 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(optimiser_updates_match_cpu, T, FloatTypes) {
     }
 }
 
-// The CUDA backend is a library of its own that registers itself with the
-// engine before main (cuda/register_backend.cpp); programs link it whole so
-// that the registration, which nothing refers to, survives the link.
+// The CUDA backend is a plugin (libengine_cuda.so) that the engine loads on
+// the first use of Device::cuda and that registers itself then
+// (cuda/register_backend.cpp): a CUDA build's programs must find it, load it
+// (every engine symbol it calls exported by the program) and get the backend,
+// with or without a GPU.
 BOOST_AUTO_TEST_CASE(cuda_backend_is_registered_exactly_when_built) {
+  BOOST_TEST(backend_built(Device::cpu));
   BOOST_TEST(backend_registered(Device::cpu));
   BOOST_CHECK_THROW(register_backend(Device::cpu, [](int, std::string*) -> std::unique_ptr<Backend> {
                       return nullptr;
                     }),
                     std::logic_error);
 #ifdef WITH_CUDA_BACKEND
-  BOOST_TEST(backend_registered(Device::cuda));
+  BOOST_TEST(backend_built(Device::cuda));
+  BOOST_TEST(backend_registered(Device::cuda), backend_unavailable_reason(Device::cuda));
+  const std::string reason = backend_unavailable_reason(Device::cuda);
+  BOOST_TEST(reason.find("libengine_cuda.so") == std::string::npos, reason);
   // A second backend for the device is a programming error, not a silent swap.
   BOOST_CHECK_THROW(register_backend(Device::cuda, [](int, std::string*) -> std::unique_ptr<Backend> {
                       return nullptr;
                     }),
                     std::logic_error);
 #else
+  BOOST_TEST(!backend_built(Device::cuda));
   BOOST_TEST(!backend_registered(Device::cuda));
   BOOST_TEST(!backend_available(Device::cuda));
   const std::string reason = backend_unavailable_reason(Device::cuda);

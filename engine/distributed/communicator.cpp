@@ -142,11 +142,15 @@ void register_device_communicator(Device device, CommunicatorFactory factory) {
   slot = factory;
 }
 
-bool has_device_communicator(Device device) { return device_communicator(device) != nullptr; }
+bool has_device_communicator(Device device) {
+  load_backend_plugin(device);  // the plugin registers its communicator
+  return device_communicator(device) != nullptr;
+}
 
 std::unique_ptr<Communicator> make_communicator(Device device) {
   if (!launched_by_mpi()) return make_single_process_communicator();
 #if defined(ENGINE_WITH_MPI)
+  load_backend_plugin(device);  // the plugin registers its communicator
   if (const CommunicatorFactory factory = device_communicator(device)) return factory();
   // CUDA tensors without NCCL are staged through host memory.
   return std::make_unique<distributed::MpiCommunicator>();

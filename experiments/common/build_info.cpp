@@ -18,7 +18,7 @@ BuildInfo make_build_info() {
     describe.resize(describe.size() - suffix.size());
   }
   info.commit = describe.empty() ? "unknown" : describe;
-  info.cuda = engine::backend_registered(engine::Device::cuda);
+  info.cuda = engine::backend_built(engine::Device::cuda);  // without loading it
 #ifdef ENGINE_WITH_MPI
   info.mpi = true;
 #endif
