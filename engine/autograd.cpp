@@ -83,7 +83,21 @@ Tensor grad_target(const Tensor& t) { return t.defined() && t.requires_grad() ? 
 
 Tensor grad_buffer(const Tensor& t) {
   TensorImpl* impl = t.impl();
-  if (!impl->grad) impl->grad = Tensor::zeros(t.shape(), t.dtype(), t.device()).impl_ptr();
+  if (!impl->grad) {
+    std::shared_ptr<TensorImpl> spare = std::move(impl->spare_grad);
+    // Reused only where this slot is its one holder: a handle someone kept
+    // from before zero_grad must not see the new gradient.
+    if (spare && spare.use_count() == 1 && spare->storage.use_count() == 1 && spare->shape == t.shape() &&
+        spare->dtype == t.dtype() && spare->storage->device == t.device()) {
+      Tensor reused(std::move(spare));
+      dispatch_dtype(reused.dtype(), [&]<class T>() {
+        backend(reused.device()).kernels<T>().fill(reused.data<T>(), reused.numel(), T(0));
+      });
+      impl->grad = reused.impl_ptr();
+    } else {
+      impl->grad = Tensor::zeros(t.shape(), t.dtype(), t.device()).impl_ptr();
+    }
+  }
   return Tensor(impl->grad);
 }
 

@@ -44,12 +44,11 @@ Backend& cpu_backend();  // engine/cpu/cpu_backend.cpp
 
 namespace {
 
-// A device: the plugin its backend comes in (if built), its factory once
-// registered, the index of the device it runs on, and, from its first use on,
-// the backend or the reason there is none. Kept until the process ends
-// (backends free no device memory at exit: the runtime may be gone by then).
+// A device: whether its plugin was loaded, its factory once registered, the
+// index of the device it runs on, and, from its first use on, the backend or
+// the reason there is none. Kept until the process ends (backends free no
+// device memory at exit: the runtime may be gone by then).
 struct Registration {
-  const char* plugin_path = "";  // "" when the program has no plugin for it
   std::once_flag plugin_loaded;
   std::string plugin_error;  // why dlopen failed ("" if it did not)
   BackendFactory factory = nullptr;
@@ -64,24 +63,29 @@ struct Registration {
 // registering from another library's static initialiser finds the registry
 // constructed whatever the initialisation order.
 Registration& registration(Device device) {
-  static Registration registrations[2] = {{}, {.plugin_path = ENGINE_CUDA_PLUGIN_PATH}};  // cpu, cuda
+  static Registration registrations[2];  // Device::cpu, Device::cuda
   return registrations[static_cast<size_t>(device)];
 }
+
+// The file of the device's plugin; "" when the program has none for it.
+const char* plugin_path(Device device) { return device == Device::cuda ? ENGINE_CUDA_PLUGIN_PATH : ""; }
 
 // Loads the device's plugin once; its static initialiser registers the
 // backend (cuda/register_backend.cpp). RTLD_NOW: a missing symbol or library
 // is an error now, with dlerror's message, not a crash at the first call.
 // Never unloaded: the backend lives until the process ends.
-void load_plugin(Registration& r) {
-  if (r.plugin_path[0] == '\0') return;
-  std::call_once(r.plugin_loaded, [&r] {
-    if (r.factory) return;  // linked in, or registered by hand
-    if (dlopen(r.plugin_path, RTLD_NOW | RTLD_LOCAL) == nullptr) {
+void load_plugin(Device device) {
+  const char* path = plugin_path(device);
+  if (path[0] == '\0') return;
+  Registration& r = registration(device);
+  std::call_once(r.plugin_loaded, [&r, path] {
+    if (r.factory) return;  // registered by hand already
+    if (dlopen(path, RTLD_NOW | RTLD_LOCAL) == nullptr) {
       const char* why = dlerror();
       r.plugin_error = std::string("its backend plugin could not be loaded: ") +
-                       (why ? why : std::string(r.plugin_path) + ": unknown error");
+                       (why ? why : std::string(path) + ": unknown error");
     } else if (!r.factory) {
-      r.plugin_error = std::string("its backend plugin ") + r.plugin_path + " registered no backend";
+      r.plugin_error = std::string("its backend plugin ") + path + " registered no backend";
     }
   });
 }
@@ -89,8 +93,8 @@ void load_plugin(Registration& r) {
 // The registration of `device` with its backend created (or its reason
 // recorded) on first use; null when no backend was registered.
 Registration* created(Device device) {
+  load_plugin(device);
   Registration& r = registration(device);
-  load_plugin(r);
   if (!r.factory) return nullptr;
   std::call_once(r.created, [&r] {
     r.started = true;
@@ -126,20 +130,14 @@ void register_backend(Device device, BackendFactory factory) {
 }
 
 bool backend_built(Device device) {
-  if (device == Device::cpu) return true;
-  const Registration& r = registration(device);
-  return r.plugin_path[0] != '\0' || r.factory != nullptr;
+  return device == Device::cpu || plugin_path(device)[0] != '\0' || registration(device).factory != nullptr;
 }
 
-void load_backend_plugin(Device device) {
-  if (device != Device::cpu) load_plugin(registration(device));
-}
+void load_backend_plugin(Device device) { load_plugin(device); }
 
 bool backend_registered(Device device) {
-  if (device == Device::cpu) return true;
-  Registration& r = registration(device);
-  load_plugin(r);
-  return r.factory != nullptr;
+  load_plugin(device);
+  return device == Device::cpu || registration(device).factory != nullptr;
 }
 
 bool backend_available(Device device) {

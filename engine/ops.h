@@ -28,6 +28,15 @@ Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
 Tensor mul_scalar(const Tensor& x, double alpha);
 Tensor relu(const Tensor& x);
+// ReLU in place, for a tensor whose values no backward reads: the fresh
+// output of a convolution, linear map or batch norm, which save their inputs
+// only (layers::Sequential applies it there). x's bytes become max(x, 0) and
+// the result shares them, so a training step keeps one activation where relu
+// keeps two (PyTorch's ReLU(inplace=True)). The backward takes its mask from
+// the result (> 0 exactly where x was), so values and gradients are relu's
+// bit for bit. A backward that saved x finds the write and refuses to run
+// (autograd's version check); a leaf that requires grad is refused here.
+Tensor relu_(const Tensor& x);
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }

@@ -211,13 +211,18 @@ uint64_t Tensor::version() const { return checked(impl_).storage->version; }
 bool Tensor::requires_grad() const { return checked(impl_).requires_grad; }
 
 Tensor& Tensor::set_requires_grad(bool requires_grad) {
-  checked(impl_).requires_grad = requires_grad;
+  TensorImpl& impl = checked(impl_);
+  impl.requires_grad = requires_grad;
+  if (!requires_grad) impl.spare_grad.reset();  // no backward will want it
   return *this;
 }
 
 Tensor Tensor::grad() const { return Tensor(checked(impl_).grad); }
 
-void Tensor::zero_grad() { checked(impl_).grad.reset(); }
+void Tensor::zero_grad() {
+  TensorImpl& impl = checked(impl_);
+  if (impl.grad) impl.spare_grad = std::move(impl.grad);
+}
 
 bool Tensor::same_storage(const Tensor& other) const {
   return impl_ && other.impl_ && impl_->storage == other.impl_->storage;

@@ -64,6 +64,12 @@ struct TensorImpl {
   // backward through this tensor is refused rather than treating it as a leaf.
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;
+  // The gradient zero_grad took away, kept for the next backward to zero and
+  // reuse (grad_buffer) when no one else holds it. A parameter's gradient is
+  // then allocated once, not anew among each step's activations, where the
+  // blocks malloc keeps for the activations freed around it raised a step's
+  // peak resident memory (VGG19-BN compact, batch 64: by about 60 MiB).
+  std::shared_ptr<TensorImpl> spare_grad;
   std::shared_ptr<Node> grad_fn;
   std::string released_op;
 };
@@ -120,7 +126,9 @@ class Tensor {
   bool requires_grad() const;
   Tensor& set_requires_grad(bool requires_grad = true);
   Tensor grad() const;  // undefined Tensor when no gradient has been accumulated
-  void zero_grad();     // drops the gradient (next backward allocates a fresh one)
+  // Drops the gradient: grad() is undefined until the next backward, which
+  // reuses the dropped buffer, zeroed, where nothing else holds it.
+  void zero_grad();
   void backward() const;  // this must be a one-element tensor
 
   TensorImpl* impl() const { return impl_.get(); }

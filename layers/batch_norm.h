@@ -25,6 +25,7 @@ class BatchNorm2d final : public Module {
   // x (N,C,H,W) -> (N,C,H,W)
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "BatchNorm2d"; }
+  bool fresh_output() const override { return true; }  // the op saves its input only
   std::string describe() const override;
   std::shared_ptr<Module> clone() const override;
   // weight 1, bias 0, running_mean 0, running_var 1 (as PyTorch).

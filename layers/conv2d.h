@@ -19,6 +19,7 @@ class Conv2d final : public AdaptableLayer {
   // x (N,C,H,W) -> (N,OC,OH,OW), convolved with W (+ the current task's dW)
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Conv2d"; }
+  bool fresh_output() const override { return true; }  // the op saves its input only
   std::string describe() const override;
   std::shared_ptr<Module> clone() const override;
   // nn.Conv2d's init: W Kaiming-uniform (a = sqrt(5)), b uniform in +-1/sqrt(C*K*K).

@@ -17,6 +17,7 @@ class Linear final : public AdaptableLayer {
   // x (N,IN) -> (N,OUT) = x W^T + b (+ the current task's LoRA output)
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Linear"; }
+  bool fresh_output() const override { return true; }  // the op saves its input only
   std::string describe() const override;
   std::shared_ptr<Module> clone() const override;
   // nn.Linear's init: W Kaiming-uniform (a = sqrt(5)), b uniform in +-1/sqrt(IN).

@@ -59,6 +59,10 @@ class Module {
   virtual void reset_parameters(engine::Generator& /*gen*/) {}
   // Sequential-like modules whose forward chains their children.
   virtual bool is_container() const { return false; }
+  // True when forward always returns a tensor of its own whose values no
+  // backward reads (its gradient only): a ReLU after it may then overwrite it
+  // in place (Sequential::forward, engine::relu_).
+  virtual bool fresh_output() const { return false; }
   virtual Part part() const { return Part::classifier; }
 
   // ---- tensors, recursively, in PyTorch's state_dict order: a module's own

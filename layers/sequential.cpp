@@ -1,5 +1,8 @@
 #include "layers/sequential.h"
 
+#include "engine/ops.h"
+#include "layers/basic.h"
+
 namespace layers {
 
 Sequential& Sequential::add(std::shared_ptr<Module> module) {
@@ -12,8 +15,19 @@ Sequential& Sequential::add(std::string name, std::shared_ptr<Module> module) {
 }
 
 Tensor Sequential::forward(const Tensor& x) {
+  const auto& modules = children();
   Tensor y = x;
-  for (const auto& [name, module] : children()) y = module->forward(y);
+  for (size_t i = 0; i < modules.size(); ++i) {
+    y = modules[i].second->forward(y);
+    // A ReLU right after a layer whose output nothing else reads runs in
+    // place: the step keeps one activation there instead of two, with the
+    // same values and gradients (engine::relu_).
+    const bool relu_next = i + 1 < modules.size() && dynamic_cast<const ReLU*>(modules[i + 1].second.get());
+    if (relu_next && modules[i].second->fresh_output()) {
+      y = engine::relu_(y);
+      ++i;
+    }
+  }
   return y;
 }
 

@@ -5,9 +5,13 @@
 #define BOOST_TEST_MODULE autograd
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "engine/autograd.h"
 #include "engine/backend.h"
@@ -126,6 +130,58 @@ BOOST_AUTO_TEST_CASE(dropping_a_long_graph_takes_constant_stack) {
   BOOST_TEST(y.requires_grad());
   y = Tensor();
   BOOST_TEST(!x.grad().defined());
+}
+
+// relu_ writes its input's bytes: the result and the input share them, values
+// and gradients are relu's bit for bit, and writing a tensor that a backward
+// still reads is refused at that backward, as any in-place write.
+BOOST_AUTO_TEST_CASE(relu_in_place_shares_bytes_and_matches_relu) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<double> values{1, -2, 0, -0.0, 3, nan, -1e-30, 2e-30};
+  Tensor a = leaf({8}, values), b = leaf({8}, values);
+  const Tensor weights = Tensor::from_vector({8}, std::span<const double>(std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8}));
+  Tensor ha = mul_scalar(a, 1.0), hb = mul_scalar(b, 1.0);  // fresh: mul_scalar saves nothing
+  const Tensor ya = relu(ha), yb = relu_(hb);
+  BOOST_TEST(yb.data<double>() == hb.data<double>());  // one buffer
+  const std::vector<double> want = ya.to_double_vector(), got = yb.to_double_vector();
+  for (size_t i = 0; i < values.size(); ++i) {
+    BOOST_TEST(std::isnan(got[i]) == std::isnan(want[i]));
+    if (!std::isnan(want[i])) BOOST_TEST(std::memcmp(&got[i], &want[i], sizeof(double)) == 0, i);
+  }
+  sum(mul(ya, weights)).backward();
+  sum(mul(yb, weights)).backward();
+  BOOST_TEST(a.grad().to_double_vector() == std::vector<double>({1, 0, 0, 0, 5, 0, 0, 8}),
+             boost::test_tools::per_element());
+  BOOST_TEST(b.grad().to_double_vector() == a.grad().to_double_vector(), boost::test_tools::per_element());
+
+  // A leaf's values are the user's: refused.
+  BOOST_CHECK_THROW(relu_(leaf({2}, {1, -1})), std::invalid_argument);
+  // A tensor that mul saved for its backward: the write is found there.
+  Tensor c = leaf({3}, {1, -2, 3});
+  Tensor h = mul_scalar(c, 1.0);
+  Tensor loss = sum(mul(h, h));  // mul reads h in its backward
+  relu_(h);
+  check_refused([&] { loss.backward(); }, {"mul", "relu_", "modified in place"});
+}
+
+// zero_grad drops the gradient (grad() undefined) but keeps its buffer for
+// the next backward, zeroed, unless someone still holds the old gradient.
+BOOST_AUTO_TEST_CASE(zero_grad_reuses_the_buffer_nobody_holds) {
+  Tensor w = leaf({3}, {1, 2, 3});
+  sum(mul(w, w)).backward();
+  const double* first = w.grad().data<double>();
+  w.zero_grad();
+  BOOST_TEST(!w.grad().defined());
+  sum(mul_scalar(w, 5.0)).backward();
+  BOOST_TEST(w.grad().data<double>() == first);  // the same buffer, zeroed before accumulating
+  BOOST_TEST(w.grad().to_double_vector() == std::vector<double>({5, 5, 5}), boost::test_tools::per_element());
+
+  const Tensor kept = w.grad();  // a handle from before zero_grad keeps its values
+  w.zero_grad();
+  sum(mul_scalar(w, 7.0)).backward();
+  BOOST_TEST(w.grad().data<double>() != kept.data<double>());
+  BOOST_TEST(kept.to_double_vector() == std::vector<double>({5, 5, 5}), boost::test_tools::per_element());
+  BOOST_TEST(w.grad().to_double_vector() == std::vector<double>({7, 7, 7}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(in_place_write_to_a_saved_tensor_is_refused) {

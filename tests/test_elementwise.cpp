@@ -230,6 +230,8 @@ BOOST_AUTO_TEST_CASE(relu_propagates_nan) {
 BOOST_AUTO_TEST_CASE(gradcheck_unary_and_reductions) {
   Generator gen(4);
   check_gradients("relu", [](const auto& x) { return relu(x[0]); }, {grad_input({3, 7}, gen, true)}, testing::kMultilinear);
+  // relu_ needs a fresh tensor to write: mul_scalar's output, which no backward reads.
+  check_gradients("relu_", [](const auto& x) { return relu_(mul_scalar(x[0], 1.0)); }, {grad_input({3, 7}, gen, true)}, testing::kMultilinear);
   check_gradients("mul_scalar", [](const auto& x) { return mul_scalar(x[0], -2.5); }, {grad_input({4}, gen)}, testing::kMultilinear);
   check_gradients("sum", [](const auto& x) { return sum(x[0]); }, {grad_input({2, 3, 4}, gen)}, testing::kMultilinear);
   check_gradients("mean", [](const auto& x) { return mean(x[0]); }, {grad_input({3, 5}, gen)}, testing::kMultilinear);

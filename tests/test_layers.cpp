@@ -205,6 +205,51 @@ BOOST_AUTO_TEST_CASE(frozen_batch_norm_keeps_its_statistics) {
   BOOST_TEST(bn.forward(x).to_double_vector() == y.to_double_vector());
 }
 
+// Sequential runs a ReLU in place after a layer whose output nothing else
+// reads (engine::relu_). Against the modules run one by one (ReLU out of
+// place): the same output and the same gradients, bit for bit, in training
+// with batch statistics and in evaluation.
+BOOST_AUTO_TEST_CASE(sequential_in_place_relu_matches_module_by_module) {
+  BOOST_TEST(Conv2d(1, 1, 1, 1, 0, true, nullptr).fresh_output());
+  BOOST_TEST(Linear(1, 1, true, nullptr).fresh_output());
+  BOOST_TEST(BatchNorm2d(1).fresh_output());
+  BOOST_TEST(!ReLU().fresh_output());
+  BOOST_TEST(!Dropout(0.5, 1).fresh_output());
+
+  engine::Generator gen(8);
+  auto fused = std::make_shared<Sequential>();
+  fused->add(std::make_shared<Conv2d>(2, 3, 3, 1, 1, true, nullptr))
+      .add(std::make_shared<BatchNorm2d>(3))
+      .add(std::make_shared<ReLU>())
+      .add(std::make_shared<Conv2d>(3, 3, 3, 1, 1, true, nullptr))
+      .add(std::make_shared<ReLU>())
+      .add(std::make_shared<Flatten>())
+      .add(std::make_shared<Linear>(3 * 4 * 4, 5, true, nullptr))
+      .add(std::make_shared<ReLU>())
+      .add(std::make_shared<Linear>(5, 2, true, nullptr));
+  fused->reset_all(gen);
+  for (bool training : {true, false}) {
+    const std::shared_ptr<Module> copy = fused->clone();
+    fused->train(training);
+    copy->train(training);
+    const Tensor x = random_input({3, 2, 4, 4}, gen).to(DType::f32);
+    const Tensor y_fused = fused->forward(x);
+    Tensor y_plain = x;
+    for (const auto& [name, child] : copy->children()) y_plain = child->forward(y_plain);
+    BOOST_TEST(y_fused.to_double_vector() == y_plain.to_double_vector(), boost::test_tools::per_element());
+    engine::sum(engine::mul(y_fused, y_fused)).backward();
+    engine::sum(engine::mul(y_plain, y_plain)).backward();
+    const NamedTensors a = fused->named_trainable_parameters(), b = copy->named_trainable_parameters();
+    BOOST_TEST_REQUIRE(a.size() == b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      BOOST_TEST_REQUIRE(a[i].second.grad().defined(), a[i].first);
+      BOOST_TEST(a[i].second.grad().to_double_vector() == b[i].second.grad().to_double_vector(),
+                 a[i].first << (training ? " (training)" : " (evaluation)") << boost::test_tools::per_element());
+    }
+    for (auto [name, p] : fused->named_trainable_parameters()) p.zero_grad();
+  }
+}
+
 BOOST_AUTO_TEST_CASE(dropout_is_seeded_and_counted) {
   Dropout a(0.5, 9), b(0.5, 9);
   Tensor x = Tensor::full({64}, 1.0);

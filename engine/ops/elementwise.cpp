@@ -171,4 +171,30 @@ Tensor relu(const Tensor& x) {
   return y;
 }
 
+// x (any, written) -> max(x, 0), sharing x's bytes
+Tensor relu_(const Tensor& x) {
+  if (x.requires_grad() && !x.impl()->grad_fn)
+    throw std::invalid_argument("relu_: x " + to_string(x.shape()) +
+                                " is a leaf that requires grad; an in-place write would lose its values");
+  Tensor written = x;  // a handle: bump_version marks the shared bytes
+  dispatch_dtype(x.dtype(), [&]<class T>() {
+    backend(x.device()).kernels<T>().relu_forward(x.numel(), x.data<T>(), written.data<T>());
+  });
+  written.bump_version("relu_");
+  // The result is a new handle on the bytes, so that it can carry its own
+  // node. The node keeps the values through a detached handle: one holding
+  // y itself would hold y's node and never be freed.
+  Tensor y = x.detach();
+  if (needs_grad({&x})) {
+    const Tensor values = y.detach();
+    record(y, "relu_", {x}, {values}, [x, values](const Tensor& dy) {
+      dispatch_dtype(dy.dtype(), [&]<class T>() {
+        backend(dy.device()).kernels<T>().relu_backward(dy.numel(), values.data<T>(), dy.data<T>(),
+                                                        grad_buffer(x).data<T>());
+      });
+    });
+  }
+  return y;
+}
+
 }  // namespace engine
