@@ -78,8 +78,10 @@ class CudaKernels final : public Kernels<T> {
   void cross_entropy_backward(int64_t n, int64_t k, const T* log_probs, const int64_t* labels,
                               T scale, T* dlogits) const override;
 
-  void dropout_forward(int64_t n, T p, uint64_t seed, uint64_t counter, const T* x, T* mask,
+  void dropout_forward(int64_t n, T p, uint64_t seed, uint64_t counter, const T* x,
                        T* y) const override;
+  void dropout_backward(int64_t n, T p, uint64_t seed, uint64_t counter, const T* dy,
+                        T* dx) const override;
 
   void sgd_step(int64_t n, T* param, const T* grad, T* momentum_buf, T lr, T momentum,
                 T dampening, T weight_decay, bool nesterov, bool first) const override;

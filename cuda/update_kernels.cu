@@ -8,11 +8,20 @@
 
 namespace engine::cuda {
 
-// x (n) -> mask (n) = keep ? 1/(1-p) : 0, y (n) = x * mask
+// x (n) -> y (n) = x * mask
 template <class T>
 void CudaKernels<T>::dropout_forward(int64_t n, T p, uint64_t seed, uint64_t counter,
-                                     const T* x, T* mask, T* y) const {
-  launch(*ctx_, "dropout_forward", n, kernels::make_dropout(p, seed, counter, x, mask, y));
+                                     const T* x, T* y) const {
+  launch(*ctx_, "dropout_forward", n,
+         kernels::DropoutForward<T>{kernels::DropoutMask<T>::of(p, seed, counter), x, y});
+}
+
+// dy (n) -> dx (n) += dy * mask
+template <class T>
+void CudaKernels<T>::dropout_backward(int64_t n, T p, uint64_t seed, uint64_t counter,
+                                      const T* dy, T* dx) const {
+  launch(*ctx_, "dropout_backward", n,
+         kernels::DropoutBackward<T>{kernels::DropoutMask<T>::of(p, seed, counter), dy, dx});
 }
 
 // param, grad, momentum_buf (n) -> param, momentum_buf updated in place

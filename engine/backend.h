@@ -168,9 +168,13 @@ class Kernels {
 
   // ---- dropout (counter-based: the same seed and counter give the same mask on
   // every device and thread count) ------------------------------------------------
-  // mask[i] = keep ? 1/(1-p) : 0 from hash(seed, counter, i); y = x * mask. Overwrites.
+  // mask[i] = keep ? 1/(1-p) : 0 from hash(seed, counter, i), drawn anew by each call.
+  // y = x * mask. Overwrites.
   virtual void dropout_forward(int64_t n, T p, uint64_t seed, uint64_t counter, const T* x,
-                               T* mask, T* y) const = 0;
+                               T* y) const = 0;
+  // dx += dy * mask, the forward's mask of the same (p, seed, counter). Accumulates.
+  virtual void dropout_backward(int64_t n, T p, uint64_t seed, uint64_t counter, const T* dy,
+                                T* dx) const = 0;
 
   // ---- optimisers (PyTorch semantics; see engine/optim.h) ---------------------------
   // SGD: g = grad + wd*param; buf = momentum*buf + (1-dampening)*g (buf = g on the

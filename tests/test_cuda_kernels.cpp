@@ -572,22 +572,35 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_matches_cpu, T, FloatTypes) {
   }
 }
 
+// The mask is drawn anew by the forward and the backward from (seed, counter):
+// the grid must draw the CPU's, and the backward the forward's.
 BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_mask_matches_cpu, T, FloatTypes) {
   Generator gen(11);
   const int64_t n = 5000;
-  const std::vector<T> x = random_values<T>(n, gen);
+  const T p = T(0.3);
+  const std::vector<T> x = random_values<T>(n, gen), dy = random_values<T>(n, gen);
+  const std::vector<T> dx0 = random_values<T>(n, gen), ones(n, T(1));
   for (uint64_t counter : {0, 1, 77}) {
-    std::vector<T> want_mask(n), want_y(n);
-    cpu<T>().dropout_forward(n, T(0.3), 12345, counter, x.data(), want_mask.data(), want_y.data());
-    for (int64_t blocks : grids(n)) {
-      std::vector<T> mask(n), y(n);
-      run_grid(blocks, n, make_dropout(T(0.3), uint64_t(12345), counter, x.data(), mask.data(), y.data()));
-      check_close("dropout mask, counter " + std::to_string(counter), mask, want_mask);
-      check_close("dropout output, counter " + std::to_string(counter), y, want_y);
-    }
+    std::vector<T> want_y(n), want_dx = dx0, mask(n);
+    cpu<T>().dropout_forward(n, p, 12345, counter, x.data(), want_y.data());
+    cpu<T>().dropout_backward(n, p, 12345, counter, dy.data(), want_dx.data());
+    cpu<T>().dropout_forward(n, p, 12345, counter, ones.data(), mask.data());  // 1 * mask
     int64_t dropped = 0;
-    for (T m : want_mask) dropped += m == T(0);
+    for (int64_t i = 0; i < n; ++i) {
+      BOOST_TEST_REQUIRE((mask[i] == T(0) || mask[i] == T(1) / (T(1) - p)), i);
+      dropped += mask[i] == T(0);
+      BOOST_TEST_REQUIRE(want_y[i] == x[i] * mask[i], i);
+      BOOST_TEST_REQUIRE(want_dx[i] == dx0[i] + dy[i] * mask[i], i);
+    }
     BOOST_TEST(std::abs(static_cast<double>(dropped) / n - 0.3) < 0.03);
+    const DropoutMask<T> draw = DropoutMask<T>::of(p, 12345, counter);
+    for (int64_t blocks : grids(n)) {
+      std::vector<T> y(n), dx = dx0;
+      run_grid(blocks, n, DropoutForward<T>{draw, x.data(), y.data()});
+      run_grid(blocks, n, DropoutBackward<T>{draw, dy.data(), dx.data()});
+      check_close("dropout output, counter " + std::to_string(counter), y, want_y);
+      check_close("dropout input gradient, counter " + std::to_string(counter), dx, want_dx);
+    }
   }
 }
 

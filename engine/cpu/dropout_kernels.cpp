@@ -7,11 +7,20 @@
 
 namespace engine::cpu {
 
-// x (n) -> mask (n) = keep ? 1/(1-p) : 0, y (n) = x * mask
+// x (n) -> y (n) = x * mask
 template <class T>
 void CpuKernels<T>::dropout_forward(int64_t n, T p, uint64_t seed, uint64_t counter, const T* x,
-                                    T* mask, T* y) const {
-  const kernels::DropoutForward<T> dropout = kernels::make_dropout(p, seed, counter, x, mask, y);
+                                    T* y) const {
+  const kernels::DropoutForward<T> dropout{kernels::DropoutMask<T>::of(p, seed, counter), x, y};
+#pragma omp parallel for schedule(static) if (n > kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) dropout(i);
+}
+
+// dy (n) -> dx (n) += dy * mask
+template <class T>
+void CpuKernels<T>::dropout_backward(int64_t n, T p, uint64_t seed, uint64_t counter, const T* dy,
+                                     T* dx) const {
+  const kernels::DropoutBackward<T> dropout{kernels::DropoutMask<T>::of(p, seed, counter), dy, dx};
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) dropout(i);
 }

@@ -13,19 +13,18 @@ Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t
     throw std::invalid_argument("dropout: p must be in [0, 1), got " + std::to_string(p) +
                                 " for x " + to_string(x.shape()));
   if (!training || p == 0) return x;
-  // The mask is kept for the backward: y is linear in x, dy/dx = mask.
-  Tensor mask = Tensor::empty(x.shape(), x.dtype(), x.device());
+  // Nothing is kept for the backward: y is linear in x, dy/dx = mask, and the
+  // backward draws the mask again from (seed, counter).
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   dispatch_dtype(x.dtype(), [&]<class T>() {
     backend(x.device()).kernels<T>().dropout_forward(x.numel(), static_cast<T>(p), seed, counter,
-                                                     x.data<T>(), mask.data<T>(), y.data<T>());
+                                                     x.data<T>(), y.data<T>());
   });
   if (needs_grad({&x})) {
-    record(y, "dropout", {x}, {}, [x, mask](const Tensor& dy) {
-      const Tensor masked = mul(dy, mask);  // dx += dy * mask
-      dispatch_dtype(dy.dtype(), [&]<class T>() {
-        backend(dy.device()).kernels<T>().axpy(masked.numel(), T(1), masked.data<T>(),
-                                               grad_buffer(x).data<T>());
+    record(y, "dropout", {x}, {}, [x, p, seed, counter](const Tensor& dy) {
+      dispatch_dtype(dy.dtype(), [&]<class T>() {  // dx += dy * mask
+        backend(dy.device()).kernels<T>().dropout_backward(dy.numel(), static_cast<T>(p), seed, counter,
+                                                           dy.data<T>(), grad_buffer(x).data<T>());
       });
     });
   }
