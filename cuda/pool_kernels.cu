@@ -11,7 +11,7 @@ namespace engine::cuda {
 // x (N,C,H,W) -> y, argmax (N,C,OH,OW). Overwrites.
 template <class T>
 void CudaKernels<T>::max_pool_forward(const Window2d& g, int64_t batch, const T* x, T* y,
-                                      int64_t* argmax) const {
+                                      int32_t* argmax) const {
   const kernels::WindowGeometry w = kernels::window_geometry(g);
   launch(*ctx_, "max_pool_forward", batch * w.channels * w.out_h * w.out_w,
          kernels::MaxPoolForward<T>{w, x, y, argmax});
@@ -20,7 +20,7 @@ void CudaKernels<T>::max_pool_forward(const Window2d& g, int64_t batch, const T*
 // dy, argmax (N,C,OH,OW) -> dx (N,C,H,W). Accumulates.
 template <class T>
 void CudaKernels<T>::max_pool_backward(const Window2d& g, int64_t batch, const T* dy,
-                                       const int64_t* argmax, T* dx) const {
+                                       const int32_t* argmax, T* dx) const {
   const kernels::WindowGeometry w = kernels::window_geometry(g);
   launch(*ctx_, "max_pool_backward", batch * w.channels * w.height * w.width,
          kernels::MaxPoolBackward<T>{w, dy, argmax, dx});

@@ -119,10 +119,10 @@ class Kernels {
   // x (N,C,H,W) -> y (N,C,OH,OW), argmax (N,C,OH,OW) = flat index into H*W of the
   // chosen input (first maximum; padding never wins). Overwrites.
   virtual void max_pool_forward(const Window2d& g, int64_t batch, const T* x, T* y,
-                                int64_t* argmax) const = 0;
+                                int32_t* argmax) const = 0;
   // dx (N,C,H,W) += dy routed to argmax. Accumulates.
   virtual void max_pool_backward(const Window2d& g, int64_t batch, const T* dy,
-                                 const int64_t* argmax, T* dx) const = 0;
+                                 const int32_t* argmax, T* dx) const = 0;
   // Average over the window; padding counts as zeros (count_include_pad, as
   // PyTorch's default). Overwrites / accumulates.
   virtual void avg_pool_forward(const Window2d& g, int64_t batch, const T* x, T* y) const = 0;

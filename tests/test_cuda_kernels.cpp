@@ -408,11 +408,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(pooling_matches_cpu, T, FloatTypes) {
     const std::vector<T> initial = random_values<T>(in_size, gen);
 
     std::vector<T> want_y(out_size);
-    std::vector<int64_t> want_argmax(out_size);
+    std::vector<int32_t> want_argmax(out_size);
     cpu<T>().max_pool_forward(g, batch, x.data(), want_y.data(), want_argmax.data());
     for (int64_t blocks : grids(out_size)) {
       std::vector<T> y(out_size, T(0));
-      std::vector<int64_t> argmax(out_size, -1);
+      std::vector<int32_t> argmax(out_size, -1);
       run_grid(blocks, out_size, MaxPoolForward<T>{w, x.data(), y.data(), argmax.data()});
       check_close("max_pool_forward, " + name, y, want_y);
       BOOST_TEST(argmax == want_argmax, "max_pool_forward argmax, " << name);

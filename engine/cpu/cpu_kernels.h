@@ -48,8 +48,8 @@ class CpuKernels final : public Kernels<T> {
   void col2im(const Window2d& g, const T* cols, T* dx) const override;
 
   void max_pool_forward(const Window2d& g, int64_t batch, const T* x, T* y,
-                        int64_t* argmax) const override;
-  void max_pool_backward(const Window2d& g, int64_t batch, const T* dy, const int64_t* argmax,
+                        int32_t* argmax) const override;
+  void max_pool_backward(const Window2d& g, int64_t batch, const T* dy, const int32_t* argmax,
                          T* dx) const override;
   void avg_pool_forward(const Window2d& g, int64_t batch, const T* x, T* y) const override;
   void avg_pool_backward(const Window2d& g, int64_t batch, const T* dy, T* dx) const override;

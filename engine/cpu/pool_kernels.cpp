@@ -20,7 +20,7 @@ using kernels::window_span;
 // x (N,C,H,W) -> y (N,C,OH,OW), argmax (N,C,OH,OW) (kernels::MaxPoolForward).
 template <class T>
 void CpuKernels<T>::max_pool_forward(const Window2d& g, int64_t batch, const T* x, T* y,
-                                     int64_t* argmax) const {
+                                     int32_t* argmax) const {
   const kernels::MaxPoolForward<T> body{kernels::window_geometry(g), x, y, argmax};
   const int64_t planes = batch * g.channels, out_size = body.g.out_h * body.g.out_w;
 #pragma omp parallel for schedule(static) firstprivate(body) if (planes * out_size * g.kernel_h * g.kernel_w > kParallelGrain)
@@ -32,7 +32,7 @@ void CpuKernels<T>::max_pool_forward(const Window2d& g, int64_t batch, const T* 
 // dy (N,C,OH,OW), argmax (N,C,OH,OW) -> dx (N,C,H,W) += dy at each argmax. Accumulates.
 template <class T>
 void CpuKernels<T>::max_pool_backward(const Window2d& g, int64_t batch, const T* dy,
-                                      const int64_t* argmax, T* dx) const {
+                                      const int32_t* argmax, T* dx) const {
   const int64_t in_size = g.height * g.width, out_size = g.out_height() * g.out_width();
   const int64_t planes = batch * g.channels;
 #pragma omp parallel for schedule(static) if (planes * out_size > kParallelGrain)

@@ -135,7 +135,7 @@ struct MaxPoolForward {
   WindowGeometry g;
   const T* x;
   T* y;
-  int64_t* argmax;
+  int32_t* argmax;
   // Output (oh, ow) of plane `plane` (one channel of one image).
   ENGINE_HOST_DEVICE void at(int64_t plane, int64_t oh, int64_t ow) const {
     const T* in = x + plane * g.height * g.width;
@@ -161,7 +161,7 @@ struct MaxPoolForward {
     if (nan_index >= 0) best = in[nan_index], best_index = nan_index;
     const int64_t o = (plane * g.out_h + oh) * g.out_w + ow;
     y[o] = best;
-    argmax[o] = best_index;
+    argmax[o] = static_cast<int32_t>(best_index);  // < H*W, at most INT32_MAX (max_pool2d checks)
   }
   ENGINE_HOST_DEVICE void operator()(int64_t o) const {
     at(o / (g.out_w * g.out_h), o / g.out_w % g.out_h, o % g.out_w);
@@ -174,7 +174,7 @@ template <class T>
 struct MaxPoolBackward {
   WindowGeometry g;
   const T* dy;
-  const int64_t* argmax;
+  const int32_t* argmax;
   T* dx;
   ENGINE_HOST_DEVICE void operator()(int64_t i) const {
     const int64_t pixel = i % (g.height * g.width), plane = i / (g.height * g.width);

@@ -1,5 +1,7 @@
 // Pooling ops: max, average (count_include_pad) and adaptive average, with
 // PyTorch's window rules (no ceil mode). Forward and backward side by side.
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -55,10 +57,13 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options) {
   const int64_t batch = x.dim(0);
   Tensor y = Tensor::empty(pooled_shape(x, g.out_height(), g.out_width()), x.dtype(), x.device());
   // Cache for backward: argmax (N,C,OH,OW), the flat H*W index each output
-  // took its value from, kept on x's device.
-  auto argmax = std::make_shared<Storage>(static_cast<size_t>(y.numel()) * sizeof(int64_t),
+  // took its value from, kept on x's device as int32 (half int64's memory).
+  if (g.height * g.width > std::numeric_limits<int32_t>::max())
+    shape_error("max_pool2d", "a plane of x (N,C,H,W)=" + to_string(x.shape()) +
+                                  " has more than 2^31-1 pixels, past the int32 argmax");
+  auto argmax = std::make_shared<Storage>(static_cast<size_t>(y.numel()) * sizeof(int32_t),
                                           x.device());
-  auto* argmax_data = static_cast<int64_t*>(argmax->data);
+  auto* argmax_data = static_cast<int32_t*>(argmax->data);
   dispatch_dtype(x.dtype(), [&]<class T>() {
     backend(x.device()).kernels<T>().max_pool_forward(g, batch, x.data<T>(), y.data<T>(),
                                                       argmax_data);
@@ -67,7 +72,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options) {
     record(y, "max_pool2d", {x}, {}, [x, g, batch, argmax](const Tensor& dy) {
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         backend(dy.device()).kernels<T>().max_pool_backward(
-            g, batch, dy.data<T>(), static_cast<const int64_t*>(argmax->data),
+            g, batch, dy.data<T>(), static_cast<const int32_t*>(argmax->data),
             grad_buffer(x).data<T>());
       });
     });
