@@ -4,6 +4,7 @@
 // same mask on every device and for any thread count.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "engine/host_device.h"
@@ -17,19 +18,23 @@ namespace engine::kernels {
 //   u_i  = (bits >> 11) * 2^-53                        (uniform in [0, 1), in double)
 // and then mask_i = 1/(1-p), else 0. The mask is a pure function of (seed,
 // counter, i), so the backward draws it again instead of keeping it.
+//
+// The test runs on integers: with k = bits >> 11 < 2^53, u_i = k * 2^-53 >= p
+// exactly when k >= p * 2^53 (scaling by a power of two is exact), that is
+// when k >= ceil(p * 2^53): the same mask, without converting k to double.
 template <class T>
 struct DropoutMask {
   uint64_t key;
-  double drop_probability;
-  T keep_scale;  // 1 / (1 - p)
+  uint64_t keep_from;  // ceil(p * 2^53)
+  T keep_scale;        // 1 / (1 - p)
 
   static DropoutMask of(T p, uint64_t seed, uint64_t counter) {
-    return {splitmix64(seed ^ splitmix64(counter)), static_cast<double>(p), T(1) / (T(1) - p)};
+    return {splitmix64(seed ^ splitmix64(counter)),
+            static_cast<uint64_t>(std::ceil(static_cast<double>(p) * 0x1.0p53)), T(1) / (T(1) - p)};
   }
   ENGINE_HOST_DEVICE T operator()(int64_t i) const {
     const uint64_t bits = splitmix64(key + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull);
-    const double u = static_cast<double>(bits >> 11) * 0x1.0p-53;
-    return u >= drop_probability ? keep_scale : T(0);
+    return (bits >> 11) >= keep_from ? keep_scale : T(0);
   }
 };
 
