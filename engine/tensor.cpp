@@ -221,7 +221,11 @@ Tensor Tensor::grad() const { return Tensor(checked(impl_).grad); }
 
 void Tensor::zero_grad() {
   TensorImpl& impl = checked(impl_);
-  if (impl.grad) impl.spare_grad = std::move(impl.grad);
+  if (!impl.grad) return;
+  if (impl.requires_grad)
+    impl.spare_grad = std::move(impl.grad);
+  else
+    impl.grad.reset();  // frozen: no backward will want the buffer
 }
 
 bool Tensor::same_storage(const Tensor& other) const {

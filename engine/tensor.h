@@ -127,7 +127,8 @@ class Tensor {
   Tensor& set_requires_grad(bool requires_grad = true);
   Tensor grad() const;  // undefined Tensor when no gradient has been accumulated
   // Drops the gradient: grad() is undefined until the next backward, which
-  // reuses the dropped buffer, zeroed, where nothing else holds it.
+  // reuses the dropped buffer, zeroed, where nothing else holds it. A tensor
+  // that does not require grad (frozen) keeps no buffer.
   void zero_grad();
   void backward() const;  // this must be a one-element tensor
 

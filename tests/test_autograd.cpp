@@ -182,6 +182,17 @@ BOOST_AUTO_TEST_CASE(zero_grad_reuses_the_buffer_nobody_holds) {
   BOOST_TEST(w.grad().data<double>() != kept.data<double>());
   BOOST_TEST(kept.to_double_vector() == std::vector<double>({5, 5, 5}), boost::test_tools::per_element());
   BOOST_TEST(w.grad().to_double_vector() == std::vector<double>({7, 7, 7}), boost::test_tools::per_element());
+
+  // Frozen, in either order (layers::Module freezes, then zero_grads): no buffer is kept.
+  w.zero_grad();
+  w.set_requires_grad(false);
+  BOOST_TEST(!w.impl()->spare_grad);
+  Tensor v = leaf({2}, {1, 2});
+  sum(mul(v, v)).backward();
+  v.set_requires_grad(false);
+  v.zero_grad();
+  BOOST_TEST(!v.grad().defined());
+  BOOST_TEST(!v.impl()->spare_grad);
 }
 
 BOOST_AUTO_TEST_CASE(in_place_write_to_a_saved_tensor_is_refused) {
