@@ -130,7 +130,7 @@ void register_backend(Device device, BackendFactory factory) {
 }
 
 bool backend_built(Device device) {
-  return device == Device::cpu || plugin_path(device)[0] != '\0' || registration(device).factory != nullptr;
+  return device == Device::cpu || registration(device).factory != nullptr || plugin_path(device)[0] != '\0';
 }
 
 void load_backend_plugin(Device device) { load_plugin(device); }
