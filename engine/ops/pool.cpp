@@ -54,13 +54,13 @@ Shape pooled_shape(const Tensor& x, int64_t out_h, int64_t out_w) {
 // x (N,C,H,W) -> y (N,C,OH,OW): the maximum of each window.
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options) {
   const Window2d g = pool_window("max_pool2d", x, options);
+  if (g.height * g.width > std::numeric_limits<int32_t>::max())
+    shape_error("max_pool2d", "a plane of x (N,C,H,W)=" + to_string(x.shape()) +
+                                  " has more than 2^31-1 pixels, past the int32 argmax");
   const int64_t batch = x.dim(0);
   Tensor y = Tensor::empty(pooled_shape(x, g.out_height(), g.out_width()), x.dtype(), x.device());
   // Cache for backward: argmax (N,C,OH,OW), the flat H*W index each output
   // took its value from, kept on x's device as int32 (half int64's memory).
-  if (g.height * g.width > std::numeric_limits<int32_t>::max())
-    shape_error("max_pool2d", "a plane of x (N,C,H,W)=" + to_string(x.shape()) +
-                                  " has more than 2^31-1 pixels, past the int32 argmax");
   auto argmax = std::make_shared<Storage>(static_cast<size_t>(y.numel()) * sizeof(int32_t),
                                           x.device());
   auto* argmax_data = static_cast<int32_t*>(argmax->data);
