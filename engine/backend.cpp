@@ -70,30 +70,10 @@ Registration& registration(Device device) {
 // The file of the device's plugin; "" when the program has none for it.
 const char* plugin_path(Device device) { return device == Device::cuda ? ENGINE_CUDA_PLUGIN_PATH : ""; }
 
-// Loads the device's plugin once; its static initialiser registers the
-// backend (cuda/register_backend.cpp). RTLD_NOW: a missing symbol or library
-// is an error now, with dlerror's message, not a crash at the first call.
-// Never unloaded: the backend lives until the process ends.
-void load_plugin(Device device) {
-  const char* path = plugin_path(device);
-  if (path[0] == '\0') return;
-  Registration& r = registration(device);
-  std::call_once(r.plugin_loaded, [&r, path] {
-    if (r.factory) return;  // registered by hand already
-    if (dlopen(path, RTLD_NOW | RTLD_LOCAL) == nullptr) {
-      const char* why = dlerror();
-      r.plugin_error = std::string("its backend plugin could not be loaded: ") +
-                       (why ? why : std::string(path) + ": unknown error");
-    } else if (!r.factory) {
-      r.plugin_error = std::string("its backend plugin ") + path + " registered no backend";
-    }
-  });
-}
-
 // The registration of `device` with its backend created (or its reason
 // recorded) on first use; null when no backend was registered.
 Registration* created(Device device) {
-  load_plugin(device);
+  load_backend_plugin(device);
   Registration& r = registration(device);
   if (!r.factory) return nullptr;
   std::call_once(r.created, [&r] {
@@ -133,10 +113,29 @@ bool backend_built(Device device) {
   return device == Device::cpu || registration(device).factory != nullptr || plugin_path(device)[0] != '\0';
 }
 
-void load_backend_plugin(Device device) { load_plugin(device); }
+// Loads the device's plugin once; its static initialiser registers the
+// backend (cuda/register_backend.cpp). RTLD_NOW: a missing symbol or library
+// is an error now, with dlerror's message, not a crash at the first call.
+// Never unloaded: the backend lives until the process ends.
+void load_backend_plugin(Device device) {
+  const char* path = plugin_path(device);
+  if (path[0] == '\0') return;
+  Registration& r = registration(device);
+  std::call_once(r.plugin_loaded, [&r, path] {
+    if (r.factory) return;  // registered by hand already
+    if (dlopen(path, RTLD_NOW | RTLD_LOCAL) == nullptr) {
+      const char* why = dlerror();
+      r.plugin_error = std::string("its backend plugin could not be loaded: ") +
+                       (why ? why : std::string(path) + ": unknown error");
+    } else if (!r.factory) {
+      r.plugin_error = std::string("its backend plugin ") + path + " registered no backend";
+    }
+  });
+}
+
 
 bool backend_registered(Device device) {
-  load_plugin(device);
+  load_backend_plugin(device);
   return device == Device::cpu || registration(device).factory != nullptr;
 }
 
