@@ -133,7 +133,6 @@ void load_backend_plugin(Device device) {
   });
 }
 
-
 bool backend_registered(Device device) {
   load_backend_plugin(device);
   return device == Device::cpu || registration(device).factory != nullptr;
