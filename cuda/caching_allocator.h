@@ -47,7 +47,7 @@ class CachingAllocator {
 };
 
 // Scratch device memory for the length of one kernel call (uploaded labels,
-// per-block partial sums), returned to the allocator's cache on destruction.
+// batch norm's per-channel statistics), returned to the allocator's cache on destruction.
 class DeviceBuffer {
  public:
   DeviceBuffer(CachingAllocator& allocator, size_t bytes);

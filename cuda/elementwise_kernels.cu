@@ -1,6 +1,5 @@
 // CUDA memory, element-wise and reduction kernels (bodies shared with
 // the CPU: engine/kernels/elementwise_bodies.h).
-#include <vector>
 
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.cuh"
@@ -16,13 +15,6 @@ __global__ void sum_to_blocks_kernel(kernels::SumToGeometry g, const T* x, T* ou
   const int64_t o = blockIdx.x;
   const double total = block_sum(0, 1, g.reduce_numel, kernels::SumToInput<T>{g, x + g.base(o)});
   if (threadIdx.x == 0) out[o] += static_cast<T>(total);
-}
-
-// partials[block] = this block's share of the sum of x (n).
-template <class T>
-__global__ void sum_all_kernel(int64_t n, const T* x, double* partials) {
-  const double total = block_sum(blockIdx.x, gridDim.x, n, kernels::ValueAt<T>{x});
-  if (threadIdx.x == 0) partials[blockIdx.x] = total;
 }
 
 }  // namespace
@@ -105,21 +97,6 @@ void CudaKernels<T>::relu_forward(int64_t n, const T* x, T* y) const {
 template <class T>
 void CudaKernels<T>::relu_backward(int64_t n, const T* x, const T* dy, T* dx) const {
   launch(*ctx_, "relu_backward", n, kernels::ReluBackward<T>{x, dy, dx});
-}
-
-// Each block sums its share in double; the host adds the block sums in order.
-template <class T>
-double CudaKernels<T>::sum_all(int64_t n, const T* x) const {
-  if (n <= 0) return 0;
-  const int64_t blocks = reduction_blocks(n);
-  DeviceBuffer partials(ctx_->allocator, static_cast<size_t>(blocks) * sizeof(double));
-  sum_all_kernel<<<blocks, kThreads, 0, ctx_->stream>>>(n, x, partials.as<double>());
-  check_cuda(cudaGetLastError(), "sum_all");
-  std::vector<double> host(static_cast<size_t>(blocks));
-  ctx_->copy_to_host(host.data(), partials.as<double>(), host.size() * sizeof(double));
-  double sum = 0;
-  for (double partial : host) sum += partial;
-  return sum;
 }
 
 template class CudaKernels<float>;

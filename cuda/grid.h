@@ -28,10 +28,6 @@ inline int64_t launch_blocks(int64_t n) {
   return std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, kMaxBlocks);
 }
 
-// Blocks of a grid-wide sum (sum_all): each writes one partial for the host to add.
-constexpr int64_t kMaxReductionBlocks = 1024;
-inline int64_t reduction_blocks(int64_t n) { return std::min(launch_blocks(n), kMaxReductionBlocks); }
-
 // One thread's place in a 1-D launch: blockIdx.x, threadIdx.x, gridDim.x, blockDim.x.
 struct ThreadIndex {
   int64_t block, thread, blocks, threads;

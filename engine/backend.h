@@ -106,8 +106,6 @@ class Kernels {
   virtual void relu_forward(int64_t n, const T* x, T* y) const = 0;
   // dx += dy * (x > 0). Accumulates.
   virtual void relu_backward(int64_t n, const T* x, const T* dy, T* dx) const = 0;
-  // Sum of all elements, returned to the host.
-  virtual double sum_all(int64_t n, const T* x) const = 0;
 
   // ---- convolution by im2col ---------------------------------------------------
   // x (C,H,W) of one image -> cols (C*KH*KW, OH*OW); zero outside the padding. Overwrites.
@@ -157,14 +155,16 @@ class Kernels {
   // ---- loss ----------------------------------------------------------------------
   // Cross-entropy of logits (N,K) against labels (N) with an optional class
   // mask (K, 1 = allowed, 0 = excluded from the softmax; null = all allowed).
-  // Writes log_probs (N,K) (excluded classes get -inf) and returns the mean loss.
-  // A label that is masked out or out of range throws.
-  virtual double cross_entropy_forward(int64_t n, int64_t k, const T* logits,
-                                       const int64_t* labels, const uint8_t* mask,
-                                       T* log_probs) const = 0;
-  // dlogits += scale * (softmax - onehot), zero for masked classes. Accumulates.
+  // Writes log_probs (N,K) (excluded classes get -inf) and the mean loss into
+  // loss (one element in the device's memory: the host does not wait for it).
+  // A label that is masked out or out of range throws. Labels and mask are host arrays.
+  virtual void cross_entropy_forward(int64_t n, int64_t k, const T* logits,
+                                     const int64_t* labels, const uint8_t* mask, T* log_probs,
+                                     T* loss) const = 0;
+  // dlogits += (dy / N) * (softmax - onehot), zero for masked classes, dy being
+  // the loss's gradient (one element in the device's memory). Accumulates.
   virtual void cross_entropy_backward(int64_t n, int64_t k, const T* log_probs,
-                                      const int64_t* labels, T scale, T* dlogits) const = 0;
+                                      const int64_t* labels, const T* dy, T* dlogits) const = 0;
 
   // ---- dropout (counter-based: the same seed and counter give the same mask on
   // every device and thread count) ------------------------------------------------

@@ -335,20 +335,6 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(pointwise_kernels_match_cpu, T, FloatTypes) {
                 [&](T* dx) { return ReluBackward<T>{x.data(), dy.data(), dx}; });
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(sum_all_partials_match_cpu, T, FloatTypes) {
-  Generator gen(5);
-  // 300000 values need more blocks than the cap: each block loops.
-  for (int64_t n : {1, 1000, 300000}) {
-    const std::vector<T> x = random_values<T>(n, gen);
-    const int64_t blocks = reduction_blocks(n);
-    double got = 0;
-    for (int64_t b = 0; b < blocks; ++b) got += block_sum_reference(b, blocks, n, ValueAt<T>{x.data()});
-    const double want = cpu<T>().sum_all(n, x.data());
-    BOOST_TEST(std::abs(got - want) <= 1e-12 * std::max(1.0, std::abs(want)), "n " << n);
-  }
-  BOOST_TEST(reduction_blocks(300000) == kMaxReductionBlocks);
-}
-
 // The span both im2col schedules use: exactly the output columns whose input
 // column o*stride - pad + k lies in the image, counted one by one.
 BOOST_AUTO_TEST_CASE(im2col_valid_outputs_is_the_inside_columns) {
@@ -550,24 +536,35 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_matches_cpu, T, FloatTypes) {
   for (const uint8_t* class_mask : {static_cast<const uint8_t*>(nullptr), mask.data()}) {
     const std::string name = class_mask ? "masked" : "unmasked";
     std::vector<T> want(n * k);
-    const double want_loss =
-        cpu<T>().cross_entropy_forward(n, k, logits.data(), labels.data(), class_mask, want.data());
+    T want_loss = T(0);
+    cpu<T>().cross_entropy_forward(n, k, logits.data(), labels.data(), class_mask, want.data(),
+                                   &want_loss);
+    // The mean of the picked log-probabilities, summed in double in row order.
+    double reference = 0;
+    for (int64_t row = 0; row < n; ++row) reference -= want[row * k + labels[row]];
+    BOOST_TEST(want_loss == static_cast<T>(reference / n), "cross-entropy loss, " << name);
     for (int64_t blocks : grids(n)) {
-      std::vector<T> log_probs(n * k, T(0)), picked(n);
+      std::vector<T> log_probs(n * k, T(0));
+      T loss = T(NAN);
       run_grid(blocks, n, LogSoftmaxRow<T>{logits.data(), class_mask, k, log_probs.data()});
-      run_grid(blocks, n, PickLabel<T>{log_probs.data(), labels.data(), k, picked.data()});
-      double loss = 0;
-      for (T term : picked) loss -= term;
+      // The mean is one item: a grid of one block, its other threads idle.
+      run_grid(1, 1, MeanNegativeLogLikelihood<T>{log_probs.data(), labels.data(), n, k, &loss});
       check_close("log_softmax, " + name, log_probs, want);
-      BOOST_TEST(loss / n == want_loss, "cross-entropy loss, " << name);
+      BOOST_TEST(loss == want_loss, "cross-entropy loss on the grid, " << name);
     }
     if (class_mask) BOOST_TEST(std::isinf(want[1]));  // excluded class: -inf
 
+    // dy = 75 over N = 300 rows: each row's gradient scaled by 0.25.
     const std::vector<T> initial = random_values<T>(n * k, gen);
+    const T dy = T(75);
     std::vector<T> want_grad = initial;
-    cpu<T>().cross_entropy_backward(n, k, want.data(), labels.data(), T(0.25), want_grad.data());
+    cpu<T>().cross_entropy_backward(n, k, want.data(), labels.data(), &dy, want_grad.data());
+    for (int64_t i = 0; i < n * k; ++i) {
+      const T onehot = i % k == labels[i / k] ? T(1) : T(0);
+      BOOST_TEST_REQUIRE(want_grad[i] == initial[i] + T(0.25) * (std::exp(want[i]) - onehot), i);
+    }
     check_body<T>("cross_entropy_backward, " + name, n * k, initial, want_grad, [&](T* d) {
-      return CrossEntropyBackward<T>{want.data(), labels.data(), k, T(0.25), d};
+      return CrossEntropyBackward<T>{want.data(), labels.data(), &dy, n, k, d};
     });
   }
 }

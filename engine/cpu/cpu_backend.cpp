@@ -221,13 +221,6 @@ void CpuKernels<T>::relu_backward(int64_t n, const T* x, const T* dy, T* dx) con
   for (int64_t i = 0; i < n; ++i) relu_grad(i);
 }
 
-template <class T>
-double CpuKernels<T>::sum_all(int64_t n, const T* x) const {
-  double acc = 0;  // sequential: the order must not depend on threads
-  for (int64_t i = 0; i < n; ++i) acc += x[i];
-  return acc;
-}
-
 template class CpuKernels<float>;
 template class CpuKernels<double>;
 

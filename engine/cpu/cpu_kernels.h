@@ -42,7 +42,6 @@ class CpuKernels final : public Kernels<T> {
   void scale(int64_t n, T alpha, T* x) const override;
   void relu_forward(int64_t n, const T* x, T* y) const override;
   void relu_backward(int64_t n, const T* x, const T* dy, T* dx) const override;
-  double sum_all(int64_t n, const T* x) const override;
 
   void im2col(const Window2d& g, const T* x, T* cols) const override;
   void col2im(const Window2d& g, const T* cols, T* dx) const override;
@@ -69,10 +68,10 @@ class CpuKernels final : public Kernels<T> {
                            const T* gamma, const T* save_mean, const T* save_invstd, T* dx,
                            T* dgamma, T* dbeta) const override;
 
-  double cross_entropy_forward(int64_t n, int64_t k, const T* logits, const int64_t* labels,
-                               const uint8_t* mask, T* log_probs) const override;
+  void cross_entropy_forward(int64_t n, int64_t k, const T* logits, const int64_t* labels,
+                             const uint8_t* mask, T* log_probs, T* loss) const override;
   void cross_entropy_backward(int64_t n, int64_t k, const T* log_probs, const int64_t* labels,
-                              T scale, T* dlogits) const override;
+                              const T* dy, T* dlogits) const override;
 
   void dropout_forward(int64_t n, T p, uint64_t seed, uint64_t counter, const T* x,
                        T* y) const override;

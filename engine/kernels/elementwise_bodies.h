@@ -202,13 +202,6 @@ struct SumToInput {
   }
 };
 
-// x[i] as a double: the value sum_all's block reduction sums.
-template <class T>
-struct ValueAt {
-  const T* x;
-  ENGINE_HOST_DEVICE double operator()(int64_t i) const { return static_cast<double>(x[i]); }
-};
-
 // y += alpha * x
 template <class T>
 struct Axpy {

@@ -1,7 +1,7 @@
 // Bodies of the fused log-softmax cross-entropy kernels, shared by the CPU
 // backend (engine/cpu/loss_kernels.cpp, in its OpenMP loops) and the CUDA
 // backend (cuda/loss_kernels.cu; there labels and the class mask are device
-// copies of the host arrays the kernels receive).
+// copies of the host arrays the kernels receive, uploaded without waiting).
 #pragma once
 
 #include <cmath>
@@ -54,29 +54,37 @@ struct LogSoftmaxRow {
   }
 };
 
-// picked (N) = log_probs[row, labels[row]]: the terms of the loss, summed on the host.
+// loss (one element) = -(1/N) sum over rows of log_probs[row, labels[row]],
+// summed in double in row order by one call (index 0): the same bits on every
+// device and thread count, and a sum of N terms, N being a batch, is too
+// short to be worth a parallel reduction.
 template <class T>
-struct PickLabel {
+struct MeanNegativeLogLikelihood {
   const T* log_probs;
   const int64_t* labels;
-  int64_t k;
-  T* picked;
-  ENGINE_HOST_DEVICE void operator()(int64_t row) const {
-    picked[row] = log_probs[row * k + labels[row]];
+  int64_t n, k;
+  T* loss;
+  ENGINE_HOST_DEVICE void operator()(int64_t) const {
+    double sum = 0;
+    for (int64_t row = 0; row < n; ++row) sum -= log_probs[row * k + labels[row]];
+    *loss = static_cast<T>(sum / static_cast<double>(n));
   }
 };
 
-// dlogits (N,K) += scale * (softmax - onehot), element i = row*K + j. Masked
-// classes have log-prob -inf, so exp() gives them zero gradient.
+// dlogits (N,K) += (dy / N) * (softmax - onehot), element i = row*K + j, dy
+// being the loss's gradient (one element), read where it lies so that the
+// host need not fetch it. Masked classes have log-prob -inf, so exp() gives
+// them zero gradient.
 template <class T>
 struct CrossEntropyBackward {
   const T* log_probs;
   const int64_t* labels;
-  int64_t k;
-  T scale;
+  const T* dy;
+  int64_t n, k;
   T* dlogits;
   ENGINE_HOST_DEVICE void operator()(int64_t i) const {
     const int64_t row = i / k, j = i % k;
+    const T scale = static_cast<T>(static_cast<double>(*dy) / static_cast<double>(n));
     dlogits[i] += scale * (std::exp(log_probs[i]) - (j == labels[row] ? T(1) : T(0)));
   }
 };

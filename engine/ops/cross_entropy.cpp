@@ -34,24 +34,23 @@ Tensor cross_entropy(const Tensor& logits, std::span<const int64_t> labels,
     shape_error("cross_entropy", std::to_string(labels.size()) + " labels for logits " +
                                      to_string(logits.shape()));
   check_class_mask("cross_entropy", logits, class_mask);
-  // log_probs is the backward's cache: softmax = exp(log_probs).
+  // log_probs is the backward's cache: softmax = exp(log_probs). The loss is
+  // written on the logits' device, so a GPU step never waits for it here.
   Tensor log_probs = Tensor::empty({n, k}, logits.dtype(), logits.device());
-  const double loss = dispatch_dtype(logits.dtype(), [&]<class T>() {
-    return backend(logits.device()).kernels<T>().cross_entropy_forward(
+  Tensor y = Tensor::empty({}, logits.dtype(), logits.device());
+  dispatch_dtype(logits.dtype(), [&]<class T>() {
+    backend(logits.device()).kernels<T>().cross_entropy_forward(
         n, k, logits.data<T>(), labels.data(), class_mask.empty() ? nullptr : class_mask.data(),
-        log_probs.data<T>());
+        log_probs.data<T>(), y.data<T>());
   });
-  Tensor y = Tensor::full({}, loss, logits.dtype(), logits.device());
   if (needs_grad({&logits})) {
     record(y, "cross_entropy", {logits}, {},
            [logits, log_probs, labels = std::vector<int64_t>(labels.begin(), labels.end()), n,
             k](const Tensor& dy) {
       // d(mean loss)/dlogits = (softmax - onehot) / N, times the incoming dy.
-      const double scale = dy.item() / static_cast<double>(n);
       dispatch_dtype(dy.dtype(), [&]<class T>() {
         backend(dy.device()).kernels<T>().cross_entropy_backward(
-            n, k, log_probs.data<T>(), labels.data(), static_cast<T>(scale),
-            grad_buffer(logits).data<T>());
+            n, k, log_probs.data<T>(), labels.data(), dy.data<T>(), grad_buffer(logits).data<T>());
       });
     });
   }
