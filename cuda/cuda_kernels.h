@@ -43,7 +43,7 @@ class CudaKernels final : public Kernels<T> {
   void sum_to(const T* x, const int64_t* x_shape, T* out, const int64_t* out_shape,
               int ndim) const override;
   void axpy(int64_t n, T alpha, const T* x, T* y) const override;
-  void scale(int64_t n, T alpha, T* x) const override;
+  void scale(int64_t n, T alpha, const T* x, T* y) const override;
   void relu_forward(int64_t n, const T* x, T* y) const override;
   void relu_backward(int64_t n, const T* x, const T* dy, T* dx) const override;
 

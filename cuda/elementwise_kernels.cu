@@ -85,8 +85,8 @@ void CudaKernels<T>::axpy(int64_t n, T alpha, const T* x, T* y) const {
 }
 
 template <class T>
-void CudaKernels<T>::scale(int64_t n, T alpha, T* x) const {
-  launch(*ctx_, "scale", n, kernels::Scale<T>{alpha, x});
+void CudaKernels<T>::scale(int64_t n, T alpha, const T* x, T* y) const {
+  launch(*ctx_, "scale", n, kernels::Scale<T>{alpha, x, y});
 }
 
 template <class T>

@@ -99,7 +99,7 @@ void NcclCommunicator::allreduce_mean(const std::vector<Tensor>& tensors) {
                                nccl_type<T>(), ncclSum, nccl_, stream_),
                  "ncclAllReduce");
       check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
-      be.kernels<T>().scale(flat.numel(), T(1) / static_cast<T>(size_), flat.data<T>());
+      be.kernels<T>().scale(flat.numel(), T(1) / static_cast<T>(size_), flat.data<T>(), flat.data<T>());
       unflatten_on_device<T>(flat, tensors);
     });
   }

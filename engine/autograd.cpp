@@ -101,11 +101,41 @@ Tensor grad_buffer(const Tensor& t) {
   return Tensor(impl->grad);
 }
 
+void pass_gradient(const Tensor& t, const Tensor& g, double alpha) {
+  TensorImpl* impl = t.impl();
+  // A parameter's spare buffer is reused rather than taking g: its gradient
+  // stays where it was first allocated, not among this step's activations.
+  const bool take = !impl->grad && !impl->spare_grad && g.impl()->handed_to_node && g.impl_ptr().use_count() == 1 &&
+                    g.impl()->storage.use_count() == 1 && g.numel() == t.numel() &&
+                    g.dtype() == t.dtype() && g.device() == t.device();
+  dispatch_dtype(t.dtype(), [&]<class T>() {
+    const Kernels<T>& kern = backend(t.device()).kernels<T>();
+    if (!take) {
+      kern.axpy(t.numel(), static_cast<T>(alpha), g.data<T>(), grad_buffer(t).data<T>());
+      return;
+    }
+    auto view = std::make_shared<TensorImpl>();  // g's bytes in t's shape
+    view->shape = t.shape();
+    view->dtype = t.dtype();
+    view->storage = g.impl()->storage;
+    Tensor grad(std::move(view));
+    if (alpha != 1.0) kern.scale(grad.numel(), static_cast<T>(alpha), grad.data<T>(), grad.data<T>());
+    impl->grad = grad.impl_ptr();
+  });
+}
+
 void Tensor::backward() const {
   if (numel() != 1)
     throw std::invalid_argument("backward() needs a one-element tensor, got shape " +
-                                to_string(shape()));
+                                to_string(shape()) + " (or backward(gradient) with a gradient of that shape)");
+  backward(Tensor::full(shape(), 1.0, dtype(), device()));
+}
+
+void Tensor::backward(const Tensor& gradient) const {
   if (!requires_grad()) throw std::invalid_argument("backward() on a tensor that does not require grad");
+  if (!gradient.defined()) throw std::invalid_argument("backward(gradient): the gradient is undefined");
+  check_same_shape("backward(gradient)", *this, gradient);
+  check_same_dtype_device("backward(gradient)", *this, gradient);
 
   // Iterative post-order DFS gives a topological order (inputs before outputs).
   // `order` holds each tensor until its turn below, then lets it go.
@@ -131,11 +161,10 @@ void Tensor::backward() const {
   for (const auto& t : order)
     if (t->grad_fn) check_saved_versions(*t->grad_fn);
 
-  // Add d(out)/d(out) = 1 (a leaf's gradient accumulates like any other), then
-  // walk outputs before inputs.
+  // Add the gradient (a leaf's gradient accumulates like any other), then walk
+  // outputs before inputs.
   dispatch_dtype(dtype(), [&]<class T>() {
-    const Tensor one = Tensor::full(shape(), 1.0, dtype(), device());
-    backend(device()).kernels<T>().axpy(1, T(1), one.data<T>(), grad_buffer(*this).data<T>());
+    backend(device()).kernels<T>().axpy(numel(), T(1), gradient.data<T>(), grad_buffer(*this).data<T>());
   });
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     const std::shared_ptr<TensorImpl> t = std::move(*it);
@@ -145,7 +174,9 @@ void Tensor::backward() const {
     const std::shared_ptr<Node> node = std::move(t->grad_fn);
     t->released_op = node->op;
     const Tensor dy(std::move(t->grad));
-    if (dy.defined()) node->backward(dy);
+    if (!dy.defined()) continue;
+    dy.impl()->handed_to_node = true;
+    node->backward(dy);
   }
 }
 

@@ -88,4 +88,14 @@ Tensor grad_target(const Tensor& t);
 // first use. Backward functions accumulate into it.
 Tensor grad_buffer(const Tensor& t);
 
+// t's gradient += alpha * g, g having t's number of elements (read in t's
+// shape): the backward of an op whose input gradient is its output gradient,
+// maybe scaled (add, sub, reshape, mul_scalar). Where t has no gradient yet and
+// g is the gradient the walk handed to this node, held by nobody else, g's
+// bytes become t's gradient (scaled in place when alpha != 1) instead of
+// being copied into a zeroed buffer: no pass over memory, or one for a scale.
+// A parameter that keeps a spare buffer (Tensor::zero_grad) gets the copy.
+// The values are those of the copy; only a -0 in g stays -0 (0 + -0 is +0).
+void pass_gradient(const Tensor& t, const Tensor& g, double alpha = 1.0);
+
 }  // namespace engine

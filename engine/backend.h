@@ -100,8 +100,8 @@ class Kernels {
                       int ndim) const = 0;
   // y = alpha * x + y  (n elements). Accumulates.
   virtual void axpy(int64_t n, T alpha, const T* x, T* y) const = 0;
-  // x *= alpha. In place.
-  virtual void scale(int64_t n, T alpha, T* x) const = 0;
+  // y = alpha * x (n elements); y may be x (in place). Overwrites.
+  virtual void scale(int64_t n, T alpha, const T* x, T* y) const = 0;
   // y = max(x, 0). Overwrites.
   virtual void relu_forward(int64_t n, const T* x, T* y) const = 0;
   // dx += dy * (x > 0). Accumulates.

@@ -72,6 +72,10 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> spare_grad;
   std::shared_ptr<Node> grad_fn;
   std::string released_op;
+  // Set by the backward walk on the output gradient it hands to a node: the
+  // walk drops it when the node returns, so the node may pass it on as an
+  // input's gradient (pass_gradient in autograd.h) instead of copying it.
+  bool handed_to_node = false;
 };
 
 class Tensor {
@@ -130,7 +134,11 @@ class Tensor {
   // reuses the dropped buffer, zeroed, where nothing else holds it. A tensor
   // that does not require grad (frozen) keeps no buffer.
   void zero_grad();
-  void backward() const;  // this must be a one-element tensor
+  void backward() const;  // this must be a one-element tensor: d(this)/d(this) = 1
+  // Backward from this tensor with `gradient` (same shape, dtype and device) as
+  // d(loss)/d(this), the vector of a vector-Jacobian product: what a network's
+  // later layers would send back, for timing or checking one part of a graph.
+  void backward(const Tensor& gradient) const;
 
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }

@@ -276,9 +276,8 @@ PairedTiming time_alternately(Device device, int pairs, int reps, const std::fun
 // weight and bias trained (plain, as bench_conv) or frozen under a ConvLoRA
 // adapter of rank 4 (adapted, as the lora method trains a later task and as
 // layers::Conv2d::forward composes it: conv2d(x, W + s * reshape(B A), b)).
-// The adapted layer's backward is the convolution's, then the adapter's from
-// the effective weight's gradient dW (sum(W_eff * dW) routes dW into A and B
-// through the adapter's own ops; it reduces a weight-sized tensor only).
+// Both run one backward from y with dy (Tensor::backward(gradient)), which
+// walks through the convolution and, adapted, on into A and B, as a network's.
 std::function<void()> conv_layer_step(Device device, const ConvLayer& layer, int64_t batch, bool adapted) {
   Generator gen(5);
   const int64_t c = layer.in_channels, oc = layer.out_channels, s = layer.size;
@@ -287,16 +286,10 @@ std::function<void()> conv_layer_step(Device device, const ConvLayer& layer, int
   const Tensor b = random_tensor({oc}, gen, device).set_requires_grad(!adapted);
   const Tensor dy = random_tensor({batch, oc, s, s}, gen, device);
   const Conv2dOptions pad1{1, 1, 1, 1};
-  if (!adapted)
-    return [=] { conv2d(x, w, b, pad1).impl()->grad_fn->backward(dy); };
+  if (!adapted) return [=] { conv2d(x, w, b, pad1).backward(dy); };
   auto adapter = std::make_shared<layers::ConvLoRA>(c, oc, 3, 4, 1.0, &gen);
   adapter->to(device);
-  return [=] {
-    const Tensor effective = adapter->forward(w);
-    conv2d(x, effective, b, pad1).impl()->grad_fn->backward(dy);
-    const Tensor dw(std::move(effective.impl()->grad));
-    sum(mul(effective, dw)).backward();
-  };
+  return [=] { conv2d(x, adapter->forward(w), b, pad1).backward(dy); };
 }
 
 // --data-parallel: the training figure alone, printed by rank 0.

@@ -1,7 +1,8 @@
 // Autograd semantics: a second backward through a released graph is refused,
 // a leaf's gradient accumulates, nodes (and the activations only they hold)
 // are freed as backward walks the graph, dropping a long graph takes constant
-// stack, and an in-place write to a tensor saved for backward is refused.
+// stack, an in-place write to a tensor saved for backward is refused, and
+// backward(gradient) from a non-scalar is the vector-Jacobian product.
 #define BOOST_TEST_MODULE autograd
 #include <boost/test/unit_test.hpp>
 
@@ -29,13 +30,13 @@ Tensor leaf(const Shape& shape, std::vector<double> values) {
   return t;
 }
 
-// Checks that `f` throws std::runtime_error whose message holds every part.
-template <class F>
+// Checks that `f` throws Error whose message holds every part.
+template <class Error = std::runtime_error, class F>
 void check_refused(F&& f, std::initializer_list<const char*> parts) {
   try {
     f();
     BOOST_FAIL("expected an error");
-  } catch (const std::runtime_error& e) {
+  } catch (const Error& e) {
     const std::string what = e.what();
     for (const char* part : parts) BOOST_TEST(what.find(part) != std::string::npos, what);
   }
@@ -69,6 +70,95 @@ BOOST_AUTO_TEST_CASE(backward_on_a_leaf_scalar_accumulates) {
   BOOST_TEST(x.grad().item() == 2.0);
   sum(mul_scalar(x, 3.0)).backward();
   BOOST_TEST(x.grad().item() == 5.0);
+}
+
+// backward(gradient) from a non-scalar is the vector-Jacobian product: the
+// same gradients, bit for bit, as backward() of sum(y * gradient).
+BOOST_AUTO_TEST_CASE(backward_with_a_gradient_is_the_vector_jacobian_product) {
+  const std::vector<double> values = {0.5, -1.25, 2.0, 3.5, -0.75, 1.5}, v_values = {0.25, -2.0, 1.0};
+  const std::vector<double> g = {1, -3, 0.5, 2, 7, -1};
+  const Tensor w = leaf({2, 3}, values), v = leaf({3}, v_values);
+  const Tensor gradient = Tensor::from_vector({2, 3}, std::span<const double>(g));
+  mul(mul(w, w), v).backward(gradient);
+  const std::vector<double> w_grad = w.grad().to_double_vector(), v_grad = v.grad().to_double_vector();
+  for (size_t i = 0; i < values.size(); ++i)  // d/dw of sum(g * w^2 * v) = 2 g w v
+    BOOST_TEST(w_grad[i] == 2 * g[i] * values[i] * v_values[i % 3]);
+  const Tensor w2 = leaf({2, 3}, values), v2 = leaf({3}, {0.25, -2.0, 1.0});
+  sum(mul(mul(mul(w2, w2), v2), gradient)).backward();
+  BOOST_TEST(w2.grad().to_double_vector() == w_grad, boost::test_tools::per_element());
+  BOOST_TEST(v2.grad().to_double_vector() == v_grad, boost::test_tools::per_element());
+  // Accumulates like backward(): a second graph adds its gradient.
+  mul(w, w).backward(gradient);
+  for (size_t i = 0; i < values.size(); ++i)
+    BOOST_TEST(w.grad().to_double_vector()[i] == w_grad[i] + 2 * g[i] * values[i]);
+}
+
+// An identity op whose backward notes where its dy lies, may keep a handle on
+// dy, and passes dy on to x.
+Tensor pass_probe(const Tensor& x, const double*& seen, Tensor* keep = nullptr) {
+  Tensor y = x.clone();
+  record(y, "pass_probe", {x}, {}, [x, &seen, keep](const Tensor& dy) {
+    seen = dy.data<double>();
+    if (keep) *keep = dy;
+    pass_gradient(x, dy);
+  });
+  return y;
+}
+
+// add, reshape and mul_scalar pass their dy's bytes on to their input
+// instead of copying them into a zeroed buffer; the values are the copy's.
+BOOST_AUTO_TEST_CASE(pass_through_backwards_hand_on_the_gradient_bytes) {
+  const Tensor c = Tensor::from_vector({2, 2}, std::span<const double>(std::vector<double>{1, 2, 3, 4}));
+  const double *bottom = nullptr, *top = nullptr;
+  // loss = sum(y * y), y = 3 * reshape(x) + c: dloss/dy = 2 y, dloss/dx = 6 y.
+  auto backward_through = [&](const Tensor& x, Tensor* keep) {
+    const Tensor y = pass_probe(add(mul_scalar(reshape(pass_probe(x, bottom), {2, 2}), 3.0), c), top, keep);
+    sum(mul(y, y)).backward();
+    return y.to_double_vector();
+  };
+  auto check_gradient = [](const Tensor& x, const std::vector<double>& y) {
+    for (size_t i = 0; i < y.size(); ++i) BOOST_TEST(x.grad().to_double_vector()[i] == 6 * y[i]);
+  };
+  Tensor x = leaf({4}, {0.5, -1, 2, 3});
+  const std::vector<double> y = backward_through(x, nullptr);
+  BOOST_TEST(bottom == top);  // one buffer all the way down, scaled by 3 in place
+  BOOST_TEST(x.grad().data<double>() == top);
+  check_gradient(x, y);
+
+  // A parameter that keeps a spare buffer gets its gradient copied into it.
+  const double* spare = x.grad().data<double>();
+  x.zero_grad();
+  backward_through(x, nullptr);
+  BOOST_TEST(bottom == top);
+  BOOST_TEST(x.grad().data<double>() == spare);
+  check_gradient(x, y);
+
+  // A dy someone else holds is copied, and keeps its values.
+  Tensor kept;
+  const Tensor fresh = leaf({4}, {0.5, -1, 2, 3});
+  backward_through(fresh, &kept);
+  BOOST_TEST(kept.data<double>() == top);
+  BOOST_TEST(bottom != top);
+  BOOST_TEST(kept.to_double_vector() == std::vector<double>({2 * y[0], 2 * y[1], 2 * y[2], 2 * y[3]}),
+             boost::test_tools::per_element());
+  check_gradient(fresh, y);
+}
+
+BOOST_AUTO_TEST_CASE(backward_with_a_wrong_gradient_is_refused) {
+  const Tensor w = leaf({2, 3}, {1, 2, 3, 4, 5, 6});
+  const Tensor y = mul(w, w);
+  BOOST_CHECK_THROW(y.backward(), std::invalid_argument);  // not one element
+  check_refused<std::invalid_argument>([&] { y.backward(Tensor::zeros({3, 2}, DType::f64)); },
+                                       {"backward(gradient)", "(2, 3)", "(3, 2)"});
+  check_refused<std::invalid_argument>([&] { y.backward(Tensor::zeros({2, 3}, DType::f32)); },
+                                       {"backward(gradient)", "dtypes differ"});
+  BOOST_CHECK_THROW(y.backward(Tensor()), std::invalid_argument);
+  BOOST_CHECK_THROW(Tensor::zeros({2}).backward(Tensor::zeros({2})), std::invalid_argument);  // no grad
+  // Nothing was written by the refusals: the graph is still whole.
+  BOOST_TEST(!w.grad().defined());
+  y.backward(Tensor::full({2, 3}, 1.0, DType::f64));
+  BOOST_TEST(w.grad().to_double_vector() == std::vector<double>({2, 4, 6, 8, 10, 12}),
+             boost::test_tools::per_element());
 }
 
 // A probe op: identity forward; its backward reports whether `watched` (an

@@ -321,8 +321,14 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(pointwise_kernels_match_cpu, T, FloatTypes) {
   check_body<T>("axpy", n, initial, want, [&](T* y) { return Axpy<T>{T(-0.75), x.data(), y}; });
 
   want = initial;
-  cpu<T>().scale(n, T(1.5), want.data());
-  check_body<T>("scale", n, initial, want, [&](T* y) { return Scale<T>{T(1.5), y}; });
+  cpu<T>().scale(n, T(1.5), want.data(), want.data());  // in place
+  for (int64_t i = 0; i < n; ++i) BOOST_TEST_REQUIRE(want[i] == T(1.5) * initial[i]);
+  check_body<T>("scale in place", n, initial, want, [&](T* y) { return Scale<T>{T(1.5), y, y}; });
+  std::vector<T> scaled(n, T(NAN));
+  cpu<T>().scale(n, T(1.5), initial.data(), scaled.data());
+  BOOST_TEST(scaled == want, boost::test_tools::per_element());
+  check_body<T>("scale", n, std::vector<T>(n, T(NAN)), want,
+                [&](T* y) { return Scale<T>{T(1.5), initial.data(), y}; });
 
   want.assign(n, T(0));
   cpu<T>().relu_forward(n, x.data(), want.data());

@@ -201,8 +201,8 @@ void CpuKernels<T>::axpy(int64_t n, T alpha, const T* x, T* y) const {
 }
 
 template <class T>
-void CpuKernels<T>::scale(int64_t n, T alpha, T* x) const {
-  const kernels::Scale<T> scale_one{alpha, x};
+void CpuKernels<T>::scale(int64_t n, T alpha, const T* x, T* y) const {
+  const kernels::Scale<T> scale_one{alpha, x, y};
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) scale_one(i);
 }

@@ -215,8 +215,9 @@ struct Axpy {
 template <class T>
 struct Scale {
   T alpha;
-  T* x;
-  ENGINE_HOST_DEVICE void operator()(int64_t i) const { x[i] *= alpha; }
+  const T* x;
+  T* y;  // may be x
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const { y[i] = alpha * x[i]; }
 };
 
 // y = max(x, 0); NaN stays NaN (as PyTorch), so diverging weights reach the loss.

@@ -75,10 +75,12 @@ void accumulate_reduced(const Tensor& target, const Tensor& x, double alpha) {
   const Shape out = padded(target.shape(), x.shape().size());
   dispatch_dtype(x.dtype(), [&]<class T>() {
     const Kernels<T>& kern = backend(x.device()).kernels<T>();
+    if (out == x.shape()) {  // nothing to sum: x passed on (the same values as sum_to's)
+      pass_gradient(target, x, alpha);
+      return;
+    }
     Tensor g = grad_buffer(target);
-    if (out == x.shape()) {  // nothing to sum: one pass (the same values as sum_to's)
-      kern.axpy(g.numel(), static_cast<T>(alpha), x.data<T>(), g.data<T>());
-    } else if (alpha == 1.0) {
+    if (alpha == 1.0) {
       kern.sum_to(x.data<T>(), x.shape().data(), g.data<T>(), out.data(), x.ndim());
     } else {
       Tensor reduced = Tensor::zeros(target.shape(), x.dtype(), x.device());
@@ -139,17 +141,12 @@ Tensor div(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::div, a
 
 // x (any) -> alpha * x
 Tensor mul_scalar(const Tensor& x, double alpha) {
-  Tensor y = x.clone();
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   dispatch_dtype(x.dtype(), [&]<class T>() {
-    backend(x.device()).kernels<T>().scale(y.numel(), static_cast<T>(alpha), y.data<T>());
+    backend(x.device()).kernels<T>().scale(y.numel(), static_cast<T>(alpha), x.data<T>(), y.data<T>());
   });
   if (needs_grad({&x})) {
-    record(y, "mul_scalar", {x}, {}, [x, alpha](const Tensor& dy) {
-      dispatch_dtype(dy.dtype(), [&]<class T>() {
-        backend(dy.device()).kernels<T>().axpy(dy.numel(), static_cast<T>(alpha), dy.data<T>(),
-                                               grad_buffer(x).data<T>());
-      });
-    });
+    record(y, "mul_scalar", {x}, {}, [x, alpha](const Tensor& dy) { pass_gradient(x, dy, alpha); });
   }
   return y;
 }

@@ -22,13 +22,6 @@ int64_t product(const Shape& shape, int64_t begin, int64_t end) {
                          std::multiplies<>());
 }
 
-// grad_buffer(x) += dy, both of x's size (dy's shape may differ).
-void accumulate_same_size(const Tensor& x, const Tensor& dy) {
-  dispatch_dtype(x.dtype(), [&]<class T>() {
-    backend(x.device()).kernels<T>().axpy(x.numel(), T(1), dy.data<T>(), grad_buffer(x).data<T>());
-  });
-}
-
 }  // namespace
 
 // x (any) -> same elements in `shape`; shares x's storage.
@@ -52,7 +45,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   impl->storage = x.impl()->storage;
   Tensor y(std::move(impl));
   if (needs_grad({&x}))
-    record(y, "reshape", {x}, {}, [x](const Tensor& dy) { accumulate_same_size(x, dy); });
+    record(y, "reshape", {x}, {}, [x](const Tensor& dy) { pass_gradient(x, dy); });
   return y;
 }
 
@@ -78,7 +71,7 @@ Tensor transpose(const Tensor& x) {
       dispatch_dtype(x.dtype(), [&]<class T>() {
         backend(x.device()).kernels<T>().transpose2d(dx.data<T>(), dy.data<T>(), cols, rows);
       });
-      accumulate_same_size(x, dx);
+      pass_gradient(x, dx);
     });
   }
   return y;
@@ -133,7 +126,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
                                                        dy.data<T>() + offsets[i], out_row, block,
                                                        outer);
         });
-        accumulate_same_size(x, dx);
+        pass_gradient(x, dx);
       }
     });
   }
@@ -164,7 +157,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end) {
         backend(x.device()).kernels<T>().copy_blocks(dx.data<T>() + offset, in_row,
                                                      dy.data<T>(), block, block, outer);
       });
-      accumulate_same_size(x, dx);
+      pass_gradient(x, dx);
     });
   }
   return y;
