@@ -277,19 +277,28 @@ PairedTiming time_alternately(Device device, int pairs, int reps, const std::fun
 // adapter of rank 4 (adapted, as the lora method trains a later task and as
 // layers::Conv2d::forward composes it: conv2d(x, W + s * reshape(B A), b)).
 // Both run one backward from y with dy (Tensor::backward(gradient)), which
-// walks through the convolution and, adapted, on into A and B, as a network's.
+// walks through the convolution and, adapted, on into A and B, as a network's;
+// each step first zeroes the gradients it will accumulate, as a training step.
 std::function<void()> conv_layer_step(Device device, const ConvLayer& layer, int64_t batch, bool adapted) {
   Generator gen(5);
   const int64_t c = layer.in_channels, oc = layer.out_channels, s = layer.size;
-  const Tensor x = random_tensor({batch, c, s, s}, gen, device).set_requires_grad(layer.input_grad);
-  const Tensor w = random_tensor({oc, c, 3, 3}, gen, device).set_requires_grad(!adapted);
-  const Tensor b = random_tensor({oc}, gen, device).set_requires_grad(!adapted);
+  Tensor x = random_tensor({batch, c, s, s}, gen, device).set_requires_grad(layer.input_grad);
+  Tensor w = random_tensor({oc, c, 3, 3}, gen, device).set_requires_grad(!adapted);
+  Tensor b = random_tensor({oc}, gen, device).set_requires_grad(!adapted);
   const Tensor dy = random_tensor({batch, oc, s, s}, gen, device);
   const Conv2dOptions pad1{1, 1, 1, 1};
-  if (!adapted) return [=] { conv2d(x, w, b, pad1).backward(dy); };
+  if (!adapted)
+    return [=]() mutable {
+      for (Tensor* t : {&x, &w, &b}) t->zero_grad();
+      conv2d(x, w, b, pad1).backward(dy);
+    };
   auto adapter = std::make_shared<layers::ConvLoRA>(c, oc, 3, 4, 1.0, &gen);
   adapter->to(device);
-  return [=] { conv2d(x, adapter->forward(w), b, pad1).backward(dy); };
+  return [=]() mutable {
+    x.zero_grad();
+    for (Tensor& t : adapter->parameters()) t.zero_grad();
+    conv2d(x, adapter->forward(w), b, pad1).backward(dy);
+  };
 }
 
 // --data-parallel: the training figure alone, printed by rank 0.
