@@ -5,12 +5,13 @@
 #
 #   scripts/step-cpu-time.sh BUILD_DIR ARCH [STEPS] [BATCH]
 #   OPENBLAS_CORETYPE=Haswell scripts/step-cpu-time.sh build sena32 10
+#   OPENBLAS_CORETYPE=Haswell scripts/step-cpu-time.sh build conv:512:2 10   (one conv layer)
 #
 # The source tree is the one BUILD_DIR belongs to (its parent directory), so
 # the headers match the libraries.
 set -euo pipefail
 if [ $# -lt 2 ]; then
-  echo "usage: $0 BUILD_DIR ARCH [STEPS] [BATCH]" >&2
+  echo "usage: $0 BUILD_DIR ARCH|conv:C:S [STEPS] [BATCH]" >&2
   exit 2
 fi
 build=$(realpath "$1")
