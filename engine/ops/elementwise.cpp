@@ -73,12 +73,12 @@ Tensor apply_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Shape& 
 // grad_buffer(target) += alpha * (x summed down to target's shape).
 void accumulate_reduced(const Tensor& target, const Tensor& x, double alpha) {
   const Shape out = padded(target.shape(), x.shape().size());
+  if (out == x.shape()) {  // nothing to sum: x passed on (the same values as sum_to's)
+    pass_gradient(target, x, alpha);
+    return;
+  }
   dispatch_dtype(x.dtype(), [&]<class T>() {
     const Kernels<T>& kern = backend(x.device()).kernels<T>();
-    if (out == x.shape()) {  // nothing to sum: x passed on (the same values as sum_to's)
-      pass_gradient(target, x, alpha);
-      return;
-    }
     Tensor g = grad_buffer(target);
     if (alpha == 1.0) {
       kern.sum_to(x.data<T>(), x.shape().data(), g.data<T>(), out.data(), x.ndim());
