@@ -114,11 +114,8 @@ void pass_gradient(const Tensor& t, const Tensor& g, double alpha) {
       kern.axpy(t.numel(), static_cast<T>(alpha), g.data<T>(), grad_buffer(t).data<T>());
       return;
     }
-    auto view = std::make_shared<TensorImpl>();  // g's bytes in t's shape
-    view->shape = t.shape();
-    view->dtype = t.dtype();
-    view->storage = g.impl()->storage;
-    Tensor grad(std::move(view));
+    Tensor grad = g.detach();  // g's bytes, read in t's shape
+    grad.impl()->shape = t.shape();
     if (alpha != 1.0) kern.scale(grad.numel(), static_cast<T>(alpha), grad.data<T>(), grad.data<T>());
     impl->grad = grad.impl_ptr();
   });
