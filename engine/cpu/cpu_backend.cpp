@@ -13,6 +13,7 @@
 #include <string>
 
 #include "engine/cpu/cpu_kernels.h"
+#include "engine/cpu/isa.h"
 #include "engine/kernels/elementwise_bodies.h"
 #include "engine/parallel.h"
 
@@ -22,8 +23,7 @@ namespace cpu {
 template <class T>
 void CpuKernels<T>::fill(T* x, int64_t n, T value) const {
   const kernels::Fill<T> fill_one{x, value};
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) fill_one(i);
+  for_each_element(n, fill_one);
 }
 
 template <class T>
@@ -196,29 +196,25 @@ void CpuKernels<T>::sum_to(const T* x, const int64_t* x_shape, T* out, const int
 template <class T>
 void CpuKernels<T>::axpy(int64_t n, T alpha, const T* x, T* y) const {
   const kernels::Axpy<T> axpy_one{alpha, x, y};
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) axpy_one(i);
+  for_each_element(n, axpy_one);
 }
 
 template <class T>
 void CpuKernels<T>::scale(int64_t n, T alpha, const T* x, T* y) const {
   const kernels::Scale<T> scale_one{alpha, x, y};
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) scale_one(i);
+  for_each_element(n, scale_one);
 }
 
 template <class T>
 void CpuKernels<T>::relu_forward(int64_t n, const T* x, T* y) const {
   const kernels::ReluForward<T> relu{x, y};
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) relu(i);
+  for_each_element(n, relu);
 }
 
 template <class T>
 void CpuKernels<T>::relu_backward(int64_t n, const T* x, const T* dy, T* dx) const {
   const kernels::ReluBackward<T> relu_grad{x, dy, dx};
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) relu_grad(i);
+  for_each_element(n, relu_grad);
 }
 
 template class CpuKernels<float>;
@@ -230,7 +226,7 @@ class CpuBackend final : public Backend {
   CpuBackend() { openblas_set_num_threads(1); }
   Device device() const override { return Device::cpu; }
   std::string name() const override {
-    return "cpu (OpenBLAS, " + std::to_string(num_threads()) + " threads)";
+    return "cpu (OpenBLAS, " + std::to_string(num_threads()) + " threads, " + isa_name(active_isa()) + " loops)";
   }
   void* allocate(size_t bytes) override {
     // 64-byte alignment suits AVX-512 loads and cache lines.

@@ -4,7 +4,9 @@
 //   conv_kernels.cpp  im2col / col2im
 //   pool_kernels.cpp  max, average and adaptive average pooling
 //   batch_norm_kernels.cpp, loss_kernels.cpp, dropout_kernels.cpp, optim_kernels.cpp
-// Loops are parallelised with OpenMP over disjoint outputs (see parallel.h).
+// Loops are parallelised with OpenMP over disjoint outputs (see parallel.h);
+// the element-wise ones also run compiled for AVX2 or AVX-512 where the CPU
+// has them, with the same bits (isa.h).
 #pragma once
 
 #include "engine/backend.h"

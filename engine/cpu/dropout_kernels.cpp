@@ -3,6 +3,7 @@
 // (engine/kernels/dropout_body.h), so any thread count and any device draw the
 // same mask.
 #include "engine/cpu/cpu_kernels.h"
+#include "engine/cpu/isa.h"
 #include "engine/kernels/dropout_body.h"
 
 namespace engine::cpu {
@@ -12,8 +13,7 @@ template <class T>
 void CpuKernels<T>::dropout_forward(int64_t n, T p, uint64_t seed, uint64_t counter, const T* x,
                                     T* y) const {
   const kernels::DropoutForward<T> dropout{kernels::DropoutMask<T>::of(p, seed, counter), x, y};
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) dropout(i);
+  for_each_element(n, dropout);
 }
 
 // dy (n) -> dx (n) += dy * mask
@@ -21,8 +21,7 @@ template <class T>
 void CpuKernels<T>::dropout_backward(int64_t n, T p, uint64_t seed, uint64_t counter, const T* dy,
                                      T* dx) const {
   const kernels::DropoutBackward<T> dropout{kernels::DropoutMask<T>::of(p, seed, counter), dy, dx};
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) dropout(i);
+  for_each_element(n, dropout);
 }
 
 template class CpuKernels<float>;

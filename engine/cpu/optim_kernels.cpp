@@ -3,6 +3,7 @@
 // bodies shared with the CUDA backend (engine/kernels/update_bodies.h). See
 // engine/optim.h for the classes.
 #include "engine/cpu/cpu_kernels.h"
+#include "engine/cpu/isa.h"
 #include "engine/kernels/update_bodies.h"
 
 namespace engine::cpu {
@@ -14,8 +15,7 @@ void CpuKernels<T>::sgd_step(int64_t n, T* param, const T* grad, T* momentum_buf
                              bool first) const {
   const kernels::SgdStep<T> step{param,        grad,     momentum_buf, lr, momentum, dampening,
                                  weight_decay, nesterov, first};
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) step(i);
+  for_each_element(n, step);
 }
 
 // param, grad, m, v (n) -> param, m, v updated in place; step counts from 1
@@ -25,8 +25,7 @@ void CpuKernels<T>::adam_step(int64_t n, T* param, const T* grad, T* m, T* v, T 
                               int64_t step) const {
   const kernels::AdamStep<T> update = kernels::make_adam_step(
       param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step);
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) update(i);
+  for_each_element(n, update);
 }
 
 template class CpuKernels<float>;
