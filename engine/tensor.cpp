@@ -177,7 +177,8 @@ Tensor Tensor::to(DType target) const {
     dispatch_dtype(target, [&]<class D>() {
       const S* src = host.data<S>();
       D* dst = out.data<D>();
-      for (int64_t i = 0; i < numel(); ++i) dst[i] = static_cast<D>(src[i]);
+      const int64_t n = numel();  // not in the loop's test: it walks the shape
+      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<D>(src[i]);
     });
   });
   return out.to(device());

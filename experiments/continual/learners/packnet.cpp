@@ -108,7 +108,8 @@ Tensor PackNet::forward(const Tensor& images, int64_t task, bool training) {
     const float* owner = m.owner.data<float>();
     engine::dispatch_dtype(host.dtype(), [&]<class T>() {
       T* w = host.data<T>();
-      for (int64_t i = 0; i < host.numel(); ++i)
+      const int64_t n = host.numel();  // hoisted: numel() walks the shape
+      for (int64_t i = 0; i < n; ++i)
         if (!(owner[i] >= 1 && owner[i] <= last)) w[i] = 0;
     });
     m.weight.copy_(host.to(m.weight.device()));
@@ -129,7 +130,8 @@ void PackNet::after_step(int64_t task) {
     engine::dispatch_dtype(host.dtype(), [&]<class T>() {
       T* w = host.data<T>();
       const T* held = m.held.data<T>();
-      for (int64_t i = 0; i < host.numel(); ++i)
+      const int64_t n = host.numel();  // hoisted: numel() walks the shape
+      for (int64_t i = 0; i < n; ++i)
         if (owner[i] != trains) w[i] = held[i];
     });
     write_back(m.weight, host, "packnet after_step");
