@@ -202,6 +202,21 @@ BOOST_AUTO_TEST_CASE(programs_refuse_bad_device_names_and_tf32_on_the_cpu) {
   expect_refusal(box, program("BENCH"), {"--device", "cuda:1023"}, 1, "--device cuda:1023");
 }
 
+// ENGINE_CPU_ISA (engine/cpu/isa.h) is read at the first kernel: a bad value
+// is refused with the variable's name, before anything is written.
+BOOST_AUTO_TEST_CASE(programs_refuse_a_bad_engine_cpu_isa) {
+  const Sandbox box;
+  struct Unset {
+    ~Unset() { ::unsetenv("ENGINE_CPU_ISA"); }
+  } unset;
+  ::setenv("ENGINE_CPU_ISA", "sse4", 1);
+  expect_refusal(box, program("CONTINUAL"), {"--arch", "tiny", "--train-limit", "32", "--epochs", "1", "--out", "out"},
+                 2, "ENGINE_CPU_ISA: 'sse4' is not one of baseline, avx2, avx512");
+  expect_refusal(box, program("BENCH"), {"--quick"}, 1, "ENGINE_CPU_ISA");
+  expect_refusal(box, program("MODEL_TOOL"), {"summary", "--arch", "tiny", "--input", "28x28x1", "--classes", "2"}, 2,
+                 "ENGINE_CPU_ISA");
+}
+
 BOOST_AUTO_TEST_CASE(benchmarks_refuse_bad_sizes) {
   const Sandbox box;
   expect_refusal(box, program("BENCH"), {"--threads", "100000"}, 2, "--threads");

@@ -16,6 +16,7 @@
 #include <map>
 #include <sstream>
 
+#include "engine/cpu/isa.h"
 #include "engine/backend.h"
 #include "engine/io.h"
 #include "experiments/common/build_info.h"
@@ -385,8 +386,9 @@ BOOST_AUTO_TEST_CASE(reports_and_plots_are_written) {
   const nlohmann::json results = nlohmann::json::parse(bytes.begin(), bytes.end());
   const nlohmann::json& p = results.at("provenance");
   for (const char* key : {"commit", "dirty", "version", "build", "command_line", "host_cpu", "threads", "blas",
-                          "blas_kernel", "openblas_coretype", "gpu", "started", "finished"})
+                          "blas_kernel", "openblas_coretype", "cpu_loops", "gpu", "started", "finished"})
     BOOST_TEST(p.contains(key), key);
+  BOOST_TEST(p.at("cpu_loops").get<std::string>() == engine::cpu::isa_name(engine::cpu::active_isa()));
   BOOST_TEST(p.at("commit").get<std::string>() == experiments::build_info().commit);
   BOOST_TEST(p.at("command_line").get<std::string>() == "continual '--out=a b'");
   BOOST_TEST(p.at("threads").get<int>() >= 1);
@@ -397,6 +399,9 @@ BOOST_AUTO_TEST_CASE(reports_and_plots_are_written) {
   BOOST_TEST(head.find("- commit: " + experiments::build_info().commit) != std::string::npos, head);
   BOOST_TEST(head.find("- command: `continual '--out=a b'`") != std::string::npos, head);
   BOOST_TEST(head.find("threads; OpenBLAS") != std::string::npos, head);
+  BOOST_TEST(head.find("; own loops " + engine::cpu::isa_name(engine::cpu::active_isa()) + "; GPU: ") !=
+                 std::string::npos,
+             head);
   BOOST_TEST(head.find("- started ") != std::string::npos, head);
 }
 

@@ -226,7 +226,9 @@ class CpuBackend final : public Backend {
   CpuBackend() { openblas_set_num_threads(1); }
   Device device() const override { return Device::cpu; }
   std::string name() const override {
-    return "cpu (OpenBLAS, " + std::to_string(num_threads()) + " threads, " + isa_name(active_isa()) + " loops)";
+    const int threads = num_threads();
+    return "cpu (OpenBLAS, " + std::to_string(threads) + (threads == 1 ? " thread, " : " threads, ") +
+           isa_name(active_isa()) + " loops)";
   }
   void* allocate(size_t bytes) override {
     // 64-byte alignment suits AVX-512 loads and cache lines.

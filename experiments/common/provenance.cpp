@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "engine/backend.h"
+#include "engine/cpu/isa.h"
 #include "engine/parallel.h"
 #include "experiments/common/build_info.h"
 
@@ -82,6 +83,7 @@ json provenance_json(engine::Device device) {
           {"blas", std::string("OpenBLAS (") + openblas_get_config() + ")"},
           {"blas_kernel", openblas_get_corename()},
           {"openblas_coretype", optional_env("OPENBLAS_CORETYPE")},
+          {"cpu_loops", engine::cpu::isa_name(engine::cpu::active_isa())},
           {"gpu", gpu},
           {"started", utc_timestamp(invocation().started)},
           {"finished", utc_timestamp(std::chrono::system_clock::now())}};
@@ -100,7 +102,7 @@ std::string provenance_markdown(const json& p) {
         (p.contains("openblas_coretype") && !p.at("openblas_coretype").is_null()
              ? " (OPENBLAS_CORETYPE=" + text("openblas_coretype") + ")"
              : "") +
-        "; GPU: " + (p.contains("gpu") && !p.at("gpu").is_null() ? text("gpu") : "none used") + "\n";
+        "; own loops " + text("cpu_loops") + "; GPU: " + (p.contains("gpu") && !p.at("gpu").is_null() ? text("gpu") : "none used") + "\n";
   md += "- started " + text("started") + ", finished " + text("finished") + "\n";
   return md;
 }

@@ -2,7 +2,8 @@
 // traced to its code and machine: the commit (build_info.h), the command line,
 // the host's CPU model, the threads, the BLAS library and the kernel it chose
 // (OpenBLAS picks one per CPU at run time; OPENBLAS_CORETYPE overrides it),
-// the GPU where the CUDA backend is used, and start and end times (UTC).
+// the instruction set of the engine's own CPU loops (engine/cpu/isa.h), the
+// GPU where the CUDA backend is used, and start and end times (UTC).
 #pragma once
 
 #include <chrono>
@@ -23,7 +24,8 @@ std::string utc_timestamp(std::chrono::system_clock::time_point when);
 
 // {"commit", "dirty", "version", "build": {"cuda", "mpi"}, "command_line",
 //  "host_cpu", "threads", "blas", "blas_kernel", "openblas_coretype" (null
-//  when unset), "gpu" (null unless `device` is CUDA and usable), "started",
+//  when unset), "cpu_loops" ("AVX-512", ...), "gpu" (null unless `device` is
+//  CUDA and usable), "started",
 //  "finished" (now)}.
 nlohmann::json provenance_json(engine::Device device);
 
