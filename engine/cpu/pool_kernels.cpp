@@ -1,13 +1,15 @@
 // Max, average and adaptive average pooling over (N*C) independent planes.
 // The forward passes run the bodies the CUDA backend launches
-// (engine/kernels/window_bodies.h), output by output; the backward passes
-// scatter each window's gradient over the same spans.
+// (engine/kernels/window_bodies.h), output by output, except max pooling's
+// common windows (MaxPoolRow: the same results, a row at a time); the
+// backward passes scatter each window's gradient over the same spans.
 //
-// Every loop is split over planes: a plane's outputs (forward) or its input
-// gradient (backward) belong to one thread, which visits the windows in a
-// fixed order, so results do not depend on the thread count. Each thread runs
-// a private copy of a body (firstprivate): stores through its output pointers
-// then cannot alias its geometry, which stays in registers.
+// Every loop is split over planes (MaxPoolRow's over rows of outputs): a
+// plane's outputs (forward) or its input gradient (backward) belong to one
+// thread, which visits the windows in a fixed order, so results do not depend
+// on the thread count. Each thread runs a private copy of a body (firstprivate,
+// or by value in for_each_element): stores through its output pointers then
+// cannot alias its geometry, which stays in registers.
 #include "engine/cpu/cpu_kernels.h"
 #include "engine/cpu/isa.h"
 #include "engine/kernels/window_bodies.h"
