@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <numeric>
 #include <string>
@@ -169,47 +170,63 @@ BOOST_AUTO_TEST_CASE(conv2d_gradients_match_direct_loops) {
 // replaced (float32, bit for bit, with products large enough for threads to
 // share them in bands), and in float64 the sum it stands for. Every transpose;
 // both operands batched, or one shared (stride 0), as the bias's ones are.
+// Threads share the (band, image) calls, a band's images split between
+// threads where the work falls so: 5 column bands (n = 288) or 5 row bands
+// (m = 288) over 3 or 7 images, on 1, 2, 3 and 8 threads (more threads than
+// bands: threads then wait on one another along a band).
 BOOST_AUTO_TEST_CASE(cpu_gemm_batched_sum_is_the_loop_of_products) {
   Generator gen(16);
-  const int64_t m = 64, n = 288, k = 128, batch = 3;
-  for (bool trans_a : {false, true})
-    for (bool trans_b : {false, true})
-      for (const auto& [stride_a, stride_b] : std::vector<std::pair<int64_t, int64_t>>{
-               {m * k, k * n}, {m * k, 0}, {0, k * n}}) {
-        const std::string name = std::string("gemm_batched_sum ") + (trans_a ? "T" : "N") +
-                                 (trans_b ? "T" : "N") + ", strides " + std::to_string(stride_a) +
-                                 " " + std::to_string(stride_b);
-        const Tensor a = random_input({(batch - 1) * stride_a + m * k}, gen);
-        const Tensor b = random_input({(batch - 1) * stride_b + k * n}, gen);
-        const Tensor c = random_input({m, n}, gen);
+  const int threads_before = num_threads();
+  const Kernels<float>& f32 = backend(Device::cpu).f32();
+  const Kernels<double>& f64 = backend(Device::cpu).f64();
+  for (const auto& [m, n, k, batch] : std::vector<std::array<int64_t, 4>>{
+           {64, 288, 128, 3}, {288, 64, 96, 7}})
+    for (bool trans_a : {false, true})
+      for (bool trans_b : {false, true})
+        for (const auto& [stride_a, stride_b] : std::vector<std::pair<int64_t, int64_t>>{
+                 {m * k, k * n}, {m * k, 0}, {0, k * n}}) {
+          const std::string name = "gemm_batched_sum " + std::to_string(m) + "x" +
+                                   std::to_string(n) + "x" + std::to_string(k) + " x " +
+                                   std::to_string(batch) + ", " + (trans_a ? "T" : "N") +
+                                   (trans_b ? "T" : "N") + ", strides " +
+                                   std::to_string(stride_a) + " " + std::to_string(stride_b);
+          const Tensor a = random_input({(batch - 1) * stride_a + m * k}, gen);
+          const Tensor b = random_input({(batch - 1) * stride_b + k * n}, gen);
+          const Tensor c = random_input({m, n}, gen);
+          const Tensor a32 = a.to(DType::f32), b32 = b.to(DType::f32);
 
-        const Kernels<float>& f32 = backend(Device::cpu).f32();
-        const Tensor a32 = a.to(DType::f32), b32 = b.to(DType::f32);
-        Tensor got = c.to(DType::f32), want = c.to(DType::f32);
-        f32.gemm_batched_sum(trans_a, trans_b, m, n, k, 0.5f, a32.data<float>(), stride_a,
-                             b32.data<float>(), stride_b, got.data<float>(), batch);
-        for (int64_t i = 0; i < batch; ++i)
-          f32.gemm(trans_a, trans_b, m, n, k, 0.5f, a32.data<float>() + i * stride_a,
-                   b32.data<float>() + i * stride_b, 1.0f, want.data<float>());
-        BOOST_TEST(got.to_float_vector() == want.to_float_vector(), name);
+          // The loop of products, on one thread.
+          set_num_threads(1);
+          Tensor want = c.to(DType::f32);
+          for (int64_t i = 0; i < batch; ++i)
+            f32.gemm(trans_a, trans_b, m, n, k, 0.5f, a32.data<float>() + i * stride_a,
+                     b32.data<float>() + i * stride_b, 1.0f, want.data<float>());
+          // C + 0.5 * sum_i op(A_i) op(B_i), element by element.
+          const std::vector<double> av = a.to_double_vector(), bv = b.to_double_vector();
+          std::vector<double> sum = c.to_double_vector();
+          for (int64_t i = 0; i < batch; ++i)
+            for (int64_t r = 0; r < m; ++r)
+              for (int64_t col = 0; col < n; ++col)
+                for (int64_t p = 0; p < k; ++p) {
+                  const double x = av[i * stride_a + (trans_a ? p * m + r : r * k + p)];
+                  const double y = bv[i * stride_b + (trans_b ? col * k + p : p * n + col)];
+                  sum[r * n + col] += 0.5 * x * y;
+                }
 
-        // C + 0.5 * sum_i op(A_i) op(B_i), element by element.
-        const std::vector<double> av = a.to_double_vector(), bv = b.to_double_vector();
-        std::vector<double> sum = c.to_double_vector();
-        for (int64_t i = 0; i < batch; ++i)
-          for (int64_t r = 0; r < m; ++r)
-            for (int64_t col = 0; col < n; ++col)
-              for (int64_t p = 0; p < k; ++p) {
-                const double x = av[i * stride_a + (trans_a ? p * m + r : r * k + p)];
-                const double y = bv[i * stride_b + (trans_b ? col * k + p : p * n + col)];
-                sum[r * n + col] += 0.5 * x * y;
-              }
-        Tensor got64 = c.clone();
-        backend(Device::cpu).f64().gemm_batched_sum(trans_a, trans_b, m, n, k, 0.5,
-                                                    a.data<double>(), stride_a, b.data<double>(),
-                                                    stride_b, got64.data<double>(), batch);
-        check_close(got64.to_double_vector(), sum, 1e-14, name + " float64");
-      }
+          for (int threads : {1, 2, 3, 8}) {
+            const std::string at = name + ", " + std::to_string(threads) + " threads";
+            set_num_threads(threads);
+            Tensor got = c.to(DType::f32);
+            f32.gemm_batched_sum(trans_a, trans_b, m, n, k, 0.5f, a32.data<float>(), stride_a,
+                                 b32.data<float>(), stride_b, got.data<float>(), batch);
+            BOOST_TEST(got.to_float_vector() == want.to_float_vector(), at);
+            Tensor got64 = c.clone();
+            f64.gemm_batched_sum(trans_a, trans_b, m, n, k, 0.5, a.data<double>(), stride_a,
+                                 b.data<double>(), stride_b, got64.data<double>(), batch);
+            check_close(got64.to_double_vector(), sum, 1e-14, at + " float64");
+          }
+        }
+  set_num_threads(threads_before);
 }
 
 BOOST_AUTO_TEST_CASE(gradcheck_conv2d) {

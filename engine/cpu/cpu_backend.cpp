@@ -5,12 +5,15 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "engine/cpu/cpu_kernels.h"
 #include "engine/cpu/isa.h"
@@ -92,35 +95,55 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T al
     cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+// How a product's C is cut: `count` bands of `size` rows (split_rows) or
+// columns of C, the last one shorter; a function of the shape alone.
+struct GemmBands {
+  bool split_rows;
+  int64_t extent, size, count;
+
+  GemmBands(int64_t m, int64_t n, int64_t k) {
+    split_rows = m >= n;  // bands along the longer side of C
+    extent = split_rows ? m : n;
+    const int64_t per_band = (extent + kMaxBands - 1) / kMaxBands;
+    size = std::max(kMinBand, (per_band + kBandAlign - 1) / kBandAlign * kBandAlign);
+    const bool small = 2.0 * static_cast<double>(m) * static_cast<double>(n) *
+                           static_cast<double>(k) < kSplitGemmFlops;
+    count = small ? 1 : (extent + size - 1) / size;
+  }
+  int64_t start(int64_t band) const { return band * size; }
+  int64_t width(int64_t band) const { return std::min(size, extent - band * size); }
+};
+
+// Band `band` of one product: the OpenBLAS call that computes it, whoever runs it.
+template <class T>
+void gemm_band(const GemmBands& bands, int64_t band, bool trans_a, bool trans_b, int64_t m,
+               int64_t n, int64_t k, T alpha, const T* a, const T* b, T beta, T* c) {
+  const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
+  const int64_t start = bands.start(band), size = bands.width(band);
+  if (bands.count == 1)
+    blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
+  else if (bands.split_rows)  // rows [start, start+size) of op(A) and C
+    blas_gemm(trans_a, trans_b, size, n, k, alpha, a + (trans_a ? start : start * k), lda, b, ldb,
+              beta, c + start * n, n);
+  else  // columns [start, start+size) of op(B) and C
+    blas_gemm(trans_a, trans_b, m, size, k, alpha, a, lda, b + (trans_b ? start * k : start), ldb,
+              beta, c + start, n);
+}
+
 template <class T>
 void CpuKernels<T>::gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
                          const T* a, const T* b, T beta, T* c) const {
   check_blas_sizes(m, n, k);
   if (m == 0 || n == 0) return;
-  const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
-  // Bands along the longer side of C.
-  const bool split_rows = m >= n;
-  const int64_t extent = split_rows ? m : n;
-  const int64_t per_band = (extent + kMaxBands - 1) / kMaxBands;
-  const int64_t band = std::max(kMinBand, (per_band + kBandAlign - 1) / kBandAlign * kBandAlign);
-  const bool small = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) <
-                     kSplitGemmFlops;
-  const int64_t bands = small ? 1 : (extent + band - 1) / band;
-  if (bands == 1) {
-    blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
+  const GemmBands bands(m, n, k);
+  if (bands.count == 1) {
+    gemm_band(bands, 0, trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
     return;
   }
   // Inside another parallel region (a batch of products) this loop runs serially.
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < bands; ++i) {
-    const int64_t start = i * band, size = std::min(band, extent - start);
-    if (split_rows)  // rows [start, start+size) of op(A) and C
-      blas_gemm(trans_a, trans_b, size, n, k, alpha, a + (trans_a ? start : start * k), lda, b,
-                ldb, beta, c + start * n, n);
-    else  // columns [start, start+size) of op(B) and C
-      blas_gemm(trans_a, trans_b, m, size, k, alpha, a, lda, b + (trans_b ? start * k : start),
-                ldb, beta, c + start, n);
-  }
+  for (int64_t i = 0; i < bands.count; ++i)
+    gemm_band(bands, i, trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
 
 template <class T>
@@ -145,14 +168,61 @@ void CpuKernels<T>::gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, 
          c + i * stride_c);
 }
 
-// One product after another onto C, in order: each element of C then takes
-// the same sums in the same order whatever the thread count.
+// One product after another onto C, in order: each band of C takes the same
+// OpenBLAS calls as in gemm, one per image, images in order, so every element
+// gets the same sums in the same order whatever the thread count.
+//
+// Threads share the (band, image) calls rather than each product's bands: one
+// parallel region instead of one per image, and the work balanced where whole
+// bands would not be (5 bands on 2 threads: 3 against 2). The calls are laid
+// out band by band and cut into equal amounts of work (by band width), so a
+// band's images may be split between consecutive threads. The later one then
+// waits until the earlier one has added the images before its own (a counter
+// per band); to keep that wait short, each thread first runs the piece that
+// others wait on (its last band, begun at image 0) and last the one that waits
+// (its first band, begun part-way). Waits only go to earlier threads, so
+// there is no cycle.
 template <class T>
 void CpuKernels<T>::gemm_batched_sum(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                                      T alpha, const T* a, int64_t stride_a, const T* b,
                                      int64_t stride_b, T* c, int64_t batch) const {
-  for (int64_t i = 0; i < batch; ++i)
-    gemm(trans_a, trans_b, m, n, k, alpha, a + i * stride_a, b + i * stride_b, T(1), c);
+  check_blas_sizes(m, n, k);
+  if (m == 0 || n == 0 || batch <= 0) return;
+  const GemmBands bands(m, n, k);
+  const auto add_product = [&](int64_t band, int64_t image) {
+    gemm_band(bands, band, trans_a, trans_b, m, n, k, alpha, a + image * stride_a,
+              b + image * stride_b, T(1), c);
+  };
+  if (bands.count == 1 || omp_in_parallel() || omp_get_max_threads() == 1) {
+    for (int64_t image = 0; image < batch; ++image)
+      for (int64_t band = 0; band < bands.count; ++band) add_product(band, image);
+    return;
+  }
+  std::vector<std::atomic<int64_t>> images_added(static_cast<size_t>(bands.count));
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), thread = omp_get_thread_num();
+    // Call u = band * batch + image does width(band) units of the extent *
+    // batch in all; a thread's share starts at the first call at or past its
+    // fraction of them.
+    const auto first_call = [&](int64_t t) {
+      const int64_t target = (t * bands.extent * batch + threads - 1) / threads;
+      for (int64_t band = 0; band < bands.count; ++band) {
+        const int64_t begin = bands.start(band) * batch, width = bands.width(band);
+        if (target < begin + width * batch) return band * batch + (target - begin + width - 1) / width;
+      }
+      return bands.count * batch;
+    };
+    const int64_t first = first_call(thread), last = first_call(thread + 1);  // [first, last)
+    for (int64_t band = last > first ? (last - 1) / batch : -1; band >= 0 && band >= first / batch; --band) {
+      const int64_t from = std::max(first, band * batch) - band * batch;
+      const int64_t to = std::min(last, (band + 1) * batch) - band * batch;
+      std::atomic<int64_t>& added = images_added[static_cast<size_t>(band)];
+      while (added.load(std::memory_order_acquire) < from) std::this_thread::yield();
+      for (int64_t image = from; image < to; ++image) add_product(band, image);
+      added.store(to, std::memory_order_release);
+    }
+  }
 }
 
 template <class T>
