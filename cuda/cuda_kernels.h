@@ -63,14 +63,14 @@ class CudaKernels final : public Kernels<T> {
 
   void batch_norm_forward_train(int64_t n, int64_t c, int64_t hw, const T* x, const T* gamma,
                                 const T* beta, T eps, T momentum, T* running_mean,
-                                T* running_var, T* save_mean, T* save_invstd,
+                                T* running_var, T* save_mean, T* save_invstd, bool relu,
                                 T* y) const override;
   void batch_norm_forward_eval(int64_t n, int64_t c, int64_t hw, const T* x, const T* gamma,
                                const T* beta, T eps, const T* running_mean,
-                               const T* running_var, T* y) const override;
+                               const T* running_var, bool relu, T* y) const override;
   void batch_norm_backward(int64_t n, int64_t c, int64_t hw, const T* x, const T* dy,
-                           const T* gamma, const T* save_mean, const T* save_invstd, T* dx,
-                           T* dgamma, T* dbeta) const override;
+                           const T* relu_output, const T* gamma, const T* save_mean,
+                           const T* save_invstd, T* dx, T* dgamma, T* dbeta) const override;
 
   void cross_entropy_forward(int64_t n, int64_t k, const T* logits, const int64_t* labels,
                              const uint8_t* mask, T* log_probs, T* loss) const override;

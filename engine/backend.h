@@ -137,20 +137,24 @@ class Kernels {
   // save_invstd (C) = 1/sqrt(var + eps); y = (x - mean) * invstd * gamma + beta;
   // running = (1 - momentum) * running + momentum * stat (unbiased variance),
   // skipped when running_mean is null. gamma/beta may be null (affine off).
+  // With relu, y = max(that, 0): a ReLU after batch norm in the same pass.
   virtual void batch_norm_forward_train(int64_t n, int64_t c, int64_t hw, const T* x,
                                         const T* gamma, const T* beta, T eps, T momentum,
                                         T* running_mean, T* running_var, T* save_mean,
-                                        T* save_invstd, T* y) const = 0;
-  // Evaluation: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta.
+                                        T* save_invstd, bool relu, T* y) const = 0;
+  // Evaluation: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta,
+  // then max(y, 0) with relu.
   virtual void batch_norm_forward_eval(int64_t n, int64_t c, int64_t hw, const T* x,
                                        const T* gamma, const T* beta, T eps,
-                                       const T* running_mean, const T* running_var,
+                                       const T* running_mean, const T* running_var, bool relu,
                                        T* y) const = 0;
   // Backward of the training forward. dx accumulates when non-null; dgamma and
-  // dbeta accumulate when non-null.
+  // dbeta accumulate when non-null. relu_output, when non-null, is the output
+  // of a forward with relu, and dy its gradient: batch norm's own output then
+  // receives dy where relu_output > 0 (ReLU's backward, folded in).
   virtual void batch_norm_backward(int64_t n, int64_t c, int64_t hw, const T* x, const T* dy,
-                                   const T* gamma, const T* save_mean, const T* save_invstd,
-                                   T* dx, T* dgamma, T* dbeta) const = 0;
+                                   const T* relu_output, const T* gamma, const T* save_mean,
+                                   const T* save_invstd, T* dx, T* dgamma, T* dbeta) const = 0;
 
   // ---- loss ----------------------------------------------------------------------
   // Cross-entropy of logits (N,K) against labels (N) with an optional class

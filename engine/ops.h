@@ -90,6 +90,14 @@ Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
 Tensor batch_norm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                     Tensor& running_mean, Tensor& running_var, bool training,
                     double momentum = 0.1, double eps = 1e-5);
+// relu(batch_norm2d(...)) as one op, the same values and gradients bit for
+// bit: the forward writes max(y, 0) in batch norm's pass, and the backward
+// folds ReLU's mask into batch norm's (no gradient buffer between the two, no
+// pass of its own for either; layers::Sequential uses it for BatchNorm2d
+// then ReLU).
+Tensor batch_norm2d_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                         Tensor& running_mean, Tensor& running_var, bool training,
+                         double momentum = 0.1, double eps = 1e-5);
 
 // ---- dropout (ops/dropout.cpp) --------------------------------------------------------
 // Inverted dropout: zeroes each element with probability p and scales the rest

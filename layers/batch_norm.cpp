@@ -29,10 +29,19 @@ void BatchNorm2d::reset_parameters(engine::Generator& /*gen*/) { reset(); }
 
 // x (N,C,H,W) -> (N,C,H,W)
 Tensor BatchNorm2d::forward(const Tensor& x) {
-  const bool batch_statistics = is_training() && weight_.requires_grad();
-  return engine::batch_norm2d(x, weight_, bias_, running_mean_, running_var_, batch_statistics,
+  return engine::batch_norm2d(x, weight_, bias_, running_mean_, running_var_, batch_statistics(),
                               momentum_, eps_);
 }
+
+// x (N,C,H,W) -> max(forward(x), 0)
+Tensor BatchNorm2d::forward_relu(const Tensor& x) {
+  return engine::batch_norm2d_relu(x, weight_, bias_, running_mean_, running_var_,
+                                   batch_statistics(), momentum_, eps_);
+}
+
+// Training mode normalises with the batch's statistics unless the layer is
+// frozen (see the header).
+bool BatchNorm2d::batch_statistics() const { return is_training() && weight_.requires_grad(); }
 
 std::string BatchNorm2d::describe() const {
   return "BatchNorm2d(" + std::to_string(channels_) + ", eps=" + repr_number(eps_) +

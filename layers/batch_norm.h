@@ -26,6 +26,8 @@ class BatchNorm2d final : public Module {
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "BatchNorm2d"; }
   bool fresh_output() const override { return true; }  // the op saves its input only
+  // forward then ReLU in one op (engine::batch_norm2d_relu)
+  Tensor forward_relu(const Tensor& x) override;
   std::string describe() const override;
   std::shared_ptr<Module> clone() const override;
   // weight 1, bias 0, running_mean 0, running_var 1 (as PyTorch).
@@ -42,6 +44,7 @@ class BatchNorm2d final : public Module {
 
  private:
   void reset();
+  bool batch_statistics() const;
 
   int64_t channels_;
   double eps_, momentum_;

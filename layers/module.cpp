@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "engine/autograd.h"
+#include "engine/ops.h"
 
 namespace layers {
 
@@ -18,6 +19,12 @@ std::string repr_number(double value) {
   std::ostringstream out;
   out << value;
   return out.str();
+}
+
+Tensor Module::forward_relu(const Tensor& x) {
+  if (!fresh_output())
+    throw std::logic_error(type_name() + "::forward_relu: its output is not its own to overwrite");
+  return engine::relu_(forward(x));
 }
 
 Tensor Module::register_parameter(std::string name, Tensor tensor) {

@@ -63,6 +63,10 @@ class Module {
   // backward reads (its gradient only): a ReLU after it may then overwrite it
   // in place (Sequential::forward, engine::relu_).
   virtual bool fresh_output() const { return false; }
+  // forward then ReLU, for a module with fresh_output(): the ReLU in place
+  // (engine::relu_), or folded into the module's own op where it has one that
+  // does both (BatchNorm2d). Sequential calls it for a module before a ReLU.
+  virtual Tensor forward_relu(const Tensor& x);
   virtual Part part() const { return Part::classifier; }
 
   // ---- tensors, recursively, in PyTorch's state_dict order: a module's own

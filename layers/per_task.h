@@ -34,8 +34,11 @@ class PerTask final : public Module {
   // The layer the PerTask was built around (task 0's replica unless kept apart).
   Module& base() const { return child(0); }
 
-  // The current task's replica's forward.
+  // The current task's replica's forward, and its forward_relu where its
+  // output is fresh (batch norm copies).
   Tensor forward(const Tensor& x) override;
+  bool fresh_output() const override { return replica(task()).fresh_output(); }
+  Tensor forward_relu(const Tensor& x) override { return replica(task()).forward_relu(x); }
   std::string type_name() const override { return "PerTask"; }
   std::string describe() const override;
   std::shared_ptr<Module> clone() const override;

@@ -18,14 +18,16 @@ Tensor Sequential::forward(const Tensor& x) {
   const auto& modules = children();
   Tensor y = x;
   for (size_t i = 0; i < modules.size(); ++i) {
-    y = modules[i].second->forward(y);
+    Module& module = *modules[i].second;
     // A ReLU right after a layer whose output nothing else reads runs in
-    // place: the step keeps one activation there instead of two, with the
-    // same values and gradients (engine::relu_).
+    // place, or inside the layer's op (batch norm): the step keeps one
+    // activation there instead of two, with the same values and gradients.
     const bool relu_next = i + 1 < modules.size() && dynamic_cast<const ReLU*>(modules[i + 1].second.get());
-    if (relu_next && modules[i].second->fresh_output()) {
-      y = engine::relu_(y);
+    if (relu_next && module.fresh_output()) {
+      y = module.forward_relu(y);
       ++i;
+    } else {
+      y = module.forward(y);
     }
   }
   return y;

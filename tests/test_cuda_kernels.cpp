@@ -457,10 +457,12 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(batch_norm_matches_cpu, T, FloatTypes) {
   const std::vector<T> x = random_values<T>(size, gen, 2, 5), dy = random_values<T>(size, gen);
   const std::vector<T> gamma = random_values<T>(c, gen, 0.5, 1.5), beta = random_values<T>(c, gen);
   const T eps = T(1e-5), momentum = T(0.1);
-  for (bool affine : {true, false}) {
+  // relu: a ReLU folded in (batch_norm2d_relu), about half the outputs zero.
+  for (bool affine : {true, false})
+  for (bool relu : {false, true}) {
     const T* gamma_or_null = affine ? gamma.data() : nullptr;
     const T* beta_or_null = affine ? beta.data() : nullptr;
-    const std::string name = affine ? "affine" : "no affine";
+    const std::string name = std::string(affine ? "affine" : "no affine") + (relu ? ", relu" : "");
 
     // Training forward: statistics by block reductions, then the element pass.
     std::vector<T> want_mean(c), want_invstd(c), want_y(size);
@@ -468,7 +470,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(batch_norm_matches_cpu, T, FloatTypes) {
     cpu<T>().batch_norm_forward_train(n, c, hw, x.data(), gamma_or_null, beta_or_null, eps,
                                       momentum, want_running_mean.data(),
                                       want_running_var.data(), want_mean.data(),
-                                      want_invstd.data(), want_y.data());
+                                      want_invstd.data(), relu, want_y.data());
+    if (relu) BOOST_TEST(std::count(want_y.begin(), want_y.end(), T(0)) > size / 4, name);
     std::vector<T> mean(c), invstd(c), running_mean(c, T(0.2)), running_var(c, T(1.5));
     for (int64_t ch = 0; ch < c; ++ch) {
       const double sum = block_sum_reference(0, 1, count, ChannelValue<T>{x.data(), c, hw, ch});
@@ -486,34 +489,38 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(batch_norm_matches_cpu, T, FloatTypes) {
     // From the CPU's statistics the element pass agrees exactly.
     check_body<T>("batch norm normalise, " + name, size, std::vector<T>(size), want_y, [&](T* y) {
       return BatchNormApply<T>{x.data(), want_mean.data(), want_invstd.data(), gamma_or_null,
-                               beta_or_null, c, hw, y};
+                               beta_or_null, c, hw, relu, y};
     });
 
     // Evaluation forward with the running statistics.
     std::vector<T> want(size);
     cpu<T>().batch_norm_forward_eval(n, c, hw, x.data(), gamma_or_null, beta_or_null, eps,
-                                     want_running_mean.data(), want_running_var.data(),
+                                     want_running_mean.data(), want_running_var.data(), relu,
                                      want.data());
     std::vector<T> eval_invstd(c);
     run_grid(1, c, RunningInvstd<T>{want_running_var.data(), eps, eval_invstd.data()});
     check_body<T>("batch norm eval, " + name, size, std::vector<T>(size), want, [&](T* y) {
       return BatchNormApply<T>{x.data(), want_running_mean.data(), eval_invstd.data(),
-                               gamma_or_null, beta_or_null, c, hw, y};
+                               gamma_or_null, beta_or_null, c, hw, relu, y};
     });
 
-    // Backward: sums by block reductions, then dx per element.
+    // Backward: sums by block reductions, then dx per element; with relu, dy
+    // is the gradient of the training forward's output want_y.
+    const T* relu_output = relu ? want_y.data() : nullptr;
     const std::vector<T> dx0 = random_values<T>(size, gen), dgamma0 = random_values<T>(c, gen);
     const std::vector<T> dbeta0 = random_values<T>(c, gen);
     std::vector<T> want_dx = dx0, want_dgamma = dgamma0, want_dbeta = dbeta0;
-    cpu<T>().batch_norm_backward(n, c, hw, x.data(), dy.data(), gamma_or_null, want_mean.data(),
-                                 want_invstd.data(), want_dx.data(), want_dgamma.data(),
-                                 want_dbeta.data());
+    cpu<T>().batch_norm_backward(n, c, hw, x.data(), dy.data(), relu_output, gamma_or_null,
+                                 want_mean.data(), want_invstd.data(), want_dx.data(),
+                                 want_dgamma.data(), want_dbeta.data());
     std::vector<T> dgamma = dgamma0, dbeta = dbeta0, mean_dy(c), mean_dy_xhat(c);
     for (int64_t ch = 0; ch < c; ++ch) {
-      const double sum_dy = block_sum_reference(0, 1, count, ChannelDy<T>{dy.data(), c, hw, ch});
+      const double sum_dy =
+          block_sum_reference(0, 1, count, ChannelDy<T>{dy.data(), relu_output, c, hw, ch});
       const double sum_dy_xhat = block_sum_reference(
           0, 1, count,
-          ChannelDyXhat<T>{x.data(), dy.data(), c, hw, ch, want_mean[ch], want_invstd[ch]});
+          ChannelDyXhat<T>{x.data(), dy.data(), relu_output, c, hw, ch, want_mean[ch],
+                           want_invstd[ch]});
       finish_batch_norm_backward(ch, sum_dy, sum_dy_xhat, count, dgamma.data(), dbeta.data(),
                                  mean_dy.data(), mean_dy_xhat.data());
     }
@@ -522,9 +529,9 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(batch_norm_matches_cpu, T, FloatTypes) {
     for (int64_t blocks : grids(size)) {
       std::vector<T> dx = dx0;
       run_grid(blocks, size,
-               BatchNormBackwardDx<T>{x.data(), dy.data(), gamma_or_null, want_mean.data(),
-                                      want_invstd.data(), mean_dy.data(), mean_dy_xhat.data(), c,
-                                      hw, dx.data()});
+               BatchNormBackwardDx<T>{x.data(), dy.data(), relu_output, gamma_or_null,
+                                      want_mean.data(), want_invstd.data(), mean_dy.data(),
+                                      mean_dy_xhat.data(), c, hw, dx.data()});
       // mean(dy) and mean(dy * xhat) come from reordered sums and are
       // subtracted from dy, so dx can lose a few more bits.
       check_close("batch norm dx, " + name, dx, want_dx, 100 * tolerance);

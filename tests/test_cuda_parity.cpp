@@ -401,15 +401,20 @@ BOOST_AUTO_TEST_CASE(batch_norm_matches_cpu, *boost::unit_test::precondition(gpu
   Generator gen(9);
   const int64_t c = random_size(gen, 1, 6);
   const Shape shape = {random_size(gen, 2, 8), c, random_size(gen, 1, 20), random_size(gen, 1, 20)};
+  // relu: batch_norm2d_relu, the ReLU folded into the kernels.
+  for (bool relu : {false, true})
   for (bool training : {true, false}) {
     Tensor mean_cpu = random_tensor({c}, gen), var_cpu = random_tensor({c}, gen, 0.5, 2);
     Tensor mean_gpu = mean_cpu.to(Device::cuda), var_gpu = var_cpu.to(Device::cuda);
-    const std::string name = training ? "batch_norm2d training" : "batch_norm2d evaluation";
+    const std::string name = std::string(relu ? "batch_norm2d_relu" : "batch_norm2d") +
+                             (training ? " training" : " evaluation");
     check_op(name,
              [&](const auto& x) {
                const bool gpu = x[0].device() == Device::cuda;
-               return batch_norm2d(x[0], x[1], x[2], gpu ? mean_gpu : mean_cpu,
-                                   gpu ? var_gpu : var_cpu, training, 0.1, 1e-5);
+               Tensor& mean = gpu ? mean_gpu : mean_cpu;
+               Tensor& var = gpu ? var_gpu : var_cpu;
+               return relu ? batch_norm2d_relu(x[0], x[1], x[2], mean, var, training, 0.1, 1e-5)
+                           : batch_norm2d(x[0], x[1], x[2], mean, var, training, 0.1, 1e-5);
              },
              {grad_tensor(shape, gen, 1, 3), grad_tensor({c}, gen, 0.5, 1.5), grad_tensor({c}, gen)});
     check_close(name + " running mean", mean_gpu, mean_cpu);

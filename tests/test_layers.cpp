@@ -206,8 +206,9 @@ BOOST_AUTO_TEST_CASE(frozen_batch_norm_keeps_its_statistics) {
 }
 
 // Sequential runs a ReLU in place after a layer whose output nothing else
-// reads (engine::relu_). Against the modules run one by one (ReLU out of
-// place): the same output and the same gradients, bit for bit, in training
+// reads (engine::relu_), or, after batch norm, inside batch norm's op
+// (engine::batch_norm2d_relu). Against the modules run one by one (ReLU out
+// of place): the same output and the same gradients, bit for bit, in training
 // with batch statistics and in evaluation.
 BOOST_AUTO_TEST_CASE(sequential_in_place_relu_matches_module_by_module) {
   BOOST_TEST(Conv2d(1, 1, 1, 1, 0, true, nullptr).fresh_output());
@@ -234,6 +235,14 @@ BOOST_AUTO_TEST_CASE(sequential_in_place_relu_matches_module_by_module) {
     copy->train(training);
     const Tensor x = random_input({3, 2, 4, 4}, gen).to(DType::f32);
     const Tensor y_fused = fused->forward(x);
+    {
+      // Batch norm then ReLU is one node.
+      Sequential bn_relu;
+      bn_relu.add(fused->children()[1].second).add(std::make_shared<ReLU>());
+      const Tensor h = fused->children()[0].second->forward(x);
+      BOOST_TEST(bn_relu.forward(h).impl()->grad_fn->op ==
+                 (training ? "batch_norm2d_relu" : "batch_norm2d_relu_eval"));
+    }
     Tensor y_plain = x;
     for (const auto& [name, child] : copy->children()) y_plain = child->forward(y_plain);
     BOOST_TEST(y_fused.to_double_vector() == y_plain.to_double_vector(), boost::test_tools::per_element());

@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE norm_loss
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -95,6 +96,69 @@ BOOST_AUTO_TEST_CASE(gradcheck_batch_norm_eval) {
                     return batch_norm2d(x[0], x[1], x[2], running_mean, running_var, false);
                   },
                   {grad_input({2, 3, 3, 2}, gen), grad_input({3}, gen), grad_input({3}, gen)}, testing::kMultilinear);
+}
+
+// batch_norm2d_relu in float64: training (batch statistics) and evaluation
+// (running statistics), every input trainable. The random inputs keep the
+// outputs away from ReLU's kink by more than the finite difference's step.
+BOOST_AUTO_TEST_CASE(gradcheck_batch_norm_relu) {
+  Generator gen(14);
+  const Shape shape{3, 4, 2, 3};
+  Tensor running_mean = random_input({4}, gen), running_var = doubles({4}, {0.5, 1.5, 2.0, 1.0});
+  for (bool training : {true, false})
+    check_gradients(training ? "batch_norm2d_relu_train" : "batch_norm2d_relu_eval",
+                    [&](const auto& x) {
+                      return batch_norm2d_relu(x[0], x[1], x[2], running_mean, running_var, training);
+                    },
+                    {grad_input(shape, gen), grad_input({4}, gen), grad_input({4}, gen)},
+                    training ? kBatchNormTrain : testing::kMultilinear);
+}
+
+// The fused op against the two ops it replaces (batch_norm2d, then relu_ on
+// its output, as layers::Sequential ran them), in float32: the same output,
+// running statistics and gradients bit for bit, with a dy that holds zeros of
+// both signs, in training and in evaluation mode, with and without affine.
+BOOST_AUTO_TEST_CASE(batch_norm_relu_is_relu_of_batch_norm_bit_for_bit) {
+  Generator gen(15);
+  const Shape shape{4, 3, 5, 6};
+  for (bool training : {true, false})
+    for (bool affine : {true, false}) {
+      const std::string name = std::string(training ? "training" : "evaluation") +
+                               (affine ? ", affine" : ", no affine");
+      const Tensor x0 = random_input(shape, gen).to(DType::f32);
+      const Tensor gamma0 = random_input({3}, gen).to(DType::f32);
+      const Tensor beta0 = random_input({3}, gen).to(DType::f32);
+      std::vector<float> dy_values = random_input(shape, gen).to(DType::f32).to_float_vector();
+      for (size_t i = 0; i < dy_values.size(); i += 7) dy_values[i] = i % 2 ? 0.0f : -0.0f;
+      const Tensor dy = Tensor::from_vector(shape, std::span<const float>(dy_values));
+
+      struct Run {
+        Tensor y, x, gamma, beta, running_mean, running_var;
+      };
+      const auto run = [&](bool fused) {
+        Run r{Tensor(), x0.clone(), gamma0.clone(), beta0.clone(),
+              Tensor::full({3}, 0.25, DType::f32), Tensor::full({3}, 1.5, DType::f32)};
+        for (Tensor* t : {&r.x, &r.gamma, &r.beta}) t->set_requires_grad();
+        const Tensor gamma = affine ? r.gamma : Tensor(), beta = affine ? r.beta : Tensor();
+        r.y = fused ? batch_norm2d_relu(r.x, gamma, beta, r.running_mean, r.running_var, training)
+                    : relu_(batch_norm2d(r.x, gamma, beta, r.running_mean, r.running_var, training));
+        r.y.backward(dy);
+        return r;
+      };
+      const Run fused = run(true), apart = run(false);
+      const std::vector<float> y = fused.y.to_float_vector();
+      BOOST_TEST(std::count(y.begin(), y.end(), 0.0f) > static_cast<long>(y.size() / 4), name);
+      BOOST_TEST(y == apart.y.to_float_vector(), name + ": y");
+      BOOST_TEST(fused.running_mean.to_float_vector() == apart.running_mean.to_float_vector(), name);
+      BOOST_TEST(fused.running_var.to_float_vector() == apart.running_var.to_float_vector(), name);
+      BOOST_TEST(fused.x.grad().to_float_vector() == apart.x.grad().to_float_vector(), name + ": dx");
+      if (affine) {
+        BOOST_TEST(fused.gamma.grad().to_float_vector() == apart.gamma.grad().to_float_vector(),
+                   name + ": dgamma");
+        BOOST_TEST(fused.beta.grad().to_float_vector() == apart.beta.grad().to_float_vector(),
+                   name + ": dbeta");
+      }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(batch_norm_hand_computed_statistics) {
@@ -192,6 +256,10 @@ BOOST_AUTO_TEST_CASE(batch_norm_rejects_bad_arguments) {
   BOOST_TEST(wrong_gamma.find("batch_norm2d") != std::string::npos);
   BOOST_TEST(wrong_gamma.find("(4)") != std::string::npos);
   BOOST_TEST(wrong_gamma.find("(2, 3, 4, 4)") != std::string::npos);
+  const std::string wrong_beta = error_of([&] {
+    batch_norm2d_relu(x, Tensor(), Tensor::zeros({2}), running_mean, running_var, true);
+  });
+  BOOST_TEST(wrong_beta.find("batch_norm2d_relu: beta (2)") != std::string::npos, wrong_beta);
   BOOST_CHECK_THROW(batch_norm2d(Tensor::zeros({2, 3, 4}), Tensor(), Tensor(), running_mean,
                                  running_var, true),
                     std::invalid_argument);

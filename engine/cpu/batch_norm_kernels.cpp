@@ -17,6 +17,22 @@ inline int64_t offset(int64_t n, int64_t c, int64_t channels, int64_t hw) {
   return (n * channels + c) * hw;
 }
 
+// y = (x - mean) * invstd * scale + shift over channel ch, then max(y, 0)
+// where relu (a loop for each, so neither tests relu per element).
+template <class T>
+void normalise_channel(int64_t n, int64_t ch, int64_t c, int64_t hw, const T* x, T mean,
+                       T invstd, T scale, T shift, bool relu, T* y) {
+  for (int64_t b = 0; b < n; ++b) {
+    const T* xs = x + offset(b, ch, c, hw);
+    T* ys = y + offset(b, ch, c, hw);
+    if (relu)
+      for (int64_t j = 0; j < hw; ++j)
+        ys[j] = kernels::relu_value(kernels::normalise(xs[j], mean, invstd, scale, shift));
+    else
+      for (int64_t j = 0; j < hw; ++j) ys[j] = kernels::normalise(xs[j], mean, invstd, scale, shift);
+  }
+}
+
 }  // namespace
 
 // x (N,C,HW), gamma/beta (C) or null -> y (N,C,HW); save_mean, save_invstd (C);
@@ -25,7 +41,7 @@ template <class T>
 void CpuKernels<T>::batch_norm_forward_train(int64_t n, int64_t c, int64_t hw, const T* x,
                                              const T* gamma, const T* beta, T eps, T momentum,
                                              T* running_mean, T* running_var, T* save_mean,
-                                             T* save_invstd, T* y) const {
+                                             T* save_invstd, bool relu, T* y) const {
   const int64_t count = n * hw;  // values per channel
 #pragma omp parallel for schedule(static) if (n * c * hw > kParallelGrain)
   for (int64_t ch = 0; ch < c; ++ch) {
@@ -47,16 +63,8 @@ void CpuKernels<T>::batch_norm_forward_train(int64_t n, int64_t c, int64_t hw, c
     }
     kernels::finish_batch_norm_stats(ch, sum, squares, count, eps, momentum, running_mean,
                                      running_var, save_mean, save_invstd);
-    const T mean_t = save_mean[ch];
-    const T invstd = save_invstd[ch];
-    const T scale = gamma ? gamma[ch] : T(1);
-    const T shift = beta ? beta[ch] : T(0);
-    for (int64_t b = 0; b < n; ++b) {
-      const T* xs = x + offset(b, ch, c, hw);
-      T* ys = y + offset(b, ch, c, hw);
-      for (int64_t j = 0; j < hw; ++j)
-        ys[j] = kernels::normalise(xs[j], mean_t, invstd, scale, shift);
-    }
+    normalise_channel(n, ch, c, hw, x, save_mean[ch], save_invstd[ch], gamma ? gamma[ch] : T(1),
+                      beta ? beta[ch] : T(0), relu, y);
   }
 }
 
@@ -65,33 +73,28 @@ template <class T>
 void CpuKernels<T>::batch_norm_forward_eval(int64_t n, int64_t c, int64_t hw, const T* x,
                                             const T* gamma, const T* beta, T eps,
                                             const T* running_mean, const T* running_var,
-                                            T* y) const {
+                                            bool relu, T* y) const {
 #pragma omp parallel for schedule(static) if (n * c * hw > kParallelGrain)
-  for (int64_t ch = 0; ch < c; ++ch) {
-    const T mean = running_mean[ch];
-    const T invstd = kernels::running_invstd(running_var[ch], eps);
-    const T scale = gamma ? gamma[ch] : T(1);
-    const T shift = beta ? beta[ch] : T(0);
-    for (int64_t b = 0; b < n; ++b) {
-      const T* xs = x + offset(b, ch, c, hw);
-      T* ys = y + offset(b, ch, c, hw);
-      for (int64_t j = 0; j < hw; ++j) ys[j] = kernels::normalise(xs[j], mean, invstd, scale, shift);
-    }
-  }
+  for (int64_t ch = 0; ch < c; ++ch)
+    normalise_channel(n, ch, c, hw, x, running_mean[ch],
+                      kernels::running_invstd(running_var[ch], eps), gamma ? gamma[ch] : T(1),
+                      beta ? beta[ch] : T(0), relu, y);
 }
 
-// x, dy (N,C,HW), gamma (C) or null, save_mean/invstd (C)
-//   -> dx (N,C,HW) +=, dgamma (C) +=, dbeta (C) +=  (each skipped when null)
+// x, dy (N,C,HW), relu_output (N,C,HW) or null, gamma (C) or null,
+// save_mean/invstd (C) -> dx (N,C,HW) +=, dgamma (C) +=, dbeta (C) +=  (each
+// skipped when null)
 //
 // With xhat = (x - mean) * invstd and M = N*HW values per channel:
 //   dbeta = sum(dy), dgamma = sum(dy * xhat),
 //   dx = gamma * invstd * (dy - dbeta/M - xhat * dgamma/M)
-// (the mean and variance depend on every x of the channel, hence the two sums).
+// (the mean and variance depend on every x of the channel, hence the two sums),
+// where dy is, with a ReLU folded in, dy where relu_output > 0.
 template <class T>
 void CpuKernels<T>::batch_norm_backward(int64_t n, int64_t c, int64_t hw, const T* x,
-                                        const T* dy, const T* gamma, const T* save_mean,
-                                        const T* save_invstd, T* dx, T* dgamma,
-                                        T* dbeta) const {
+                                        const T* dy, const T* relu_output, const T* gamma,
+                                        const T* save_mean, const T* save_invstd, T* dx,
+                                        T* dgamma, T* dbeta) const {
   const int64_t count = n * hw;
 #pragma omp parallel for schedule(static) if (n * c * hw > kParallelGrain)
   for (int64_t ch = 0; ch < c; ++ch) {
@@ -99,11 +102,11 @@ void CpuKernels<T>::batch_norm_backward(int64_t n, int64_t c, int64_t hw, const 
     const T invstd = save_invstd[ch];
     double sum_dy = 0, sum_dy_xhat = 0;
     for (int64_t b = 0; b < n; ++b) {
-      const T* xs = x + offset(b, ch, c, hw);
-      const T* dys = dy + offset(b, ch, c, hw);
+      const int64_t at = offset(b, ch, c, hw);
       for (int64_t j = 0; j < hw; ++j) {
-        sum_dy += dys[j];
-        sum_dy_xhat += static_cast<double>(dys[j]) * static_cast<double>((xs[j] - mean) * invstd);
+        const T g = kernels::batch_norm_upstream(dy, relu_output, at + j);
+        sum_dy += g;
+        sum_dy_xhat += static_cast<double>(g) * static_cast<double>((x[at + j] - mean) * invstd);
       }
     }
     if (dbeta) dbeta[ch] += static_cast<T>(sum_dy);
@@ -113,11 +116,10 @@ void CpuKernels<T>::batch_norm_backward(int64_t n, int64_t c, int64_t hw, const 
     const T mean_dy = static_cast<T>(sum_dy / static_cast<double>(count));
     const T mean_dy_xhat = static_cast<T>(sum_dy_xhat / static_cast<double>(count));
     for (int64_t b = 0; b < n; ++b) {
-      const T* xs = x + offset(b, ch, c, hw);
-      const T* dys = dy + offset(b, ch, c, hw);
-      T* dxs = dx + offset(b, ch, c, hw);
+      const int64_t at = offset(b, ch, c, hw);
       for (int64_t j = 0; j < hw; ++j)
-        dxs[j] += kernels::batch_norm_dx(xs[j], dys[j], mean, invstd, scale, mean_dy, mean_dy_xhat);
+        dx[at + j] += kernels::batch_norm_dx(x[at + j], kernels::batch_norm_upstream(dy, relu_output, at + j),
+                                             mean, invstd, scale, mean_dy, mean_dy_xhat);
     }
   }
 }

@@ -3,12 +3,18 @@
 // over the values below; the CPU (engine/cpu/batch_norm_kernels.cpp) sums each
 // channel in one loop. Both backends share the per-channel finishing
 // arithmetic and the per-element formulas (normalise, batch_norm_dx, ...).
+//
+// A ReLU after batch norm may be folded in (engine::batch_norm2d_relu): the
+// forward writes max(y, 0), and the backward reads, instead of dy, ReLU's
+// gradient of it, dy where the output is > 0 (batch_norm_upstream). The
+// values are those of the two ops run apart.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 
 #include "engine/host_device.h"
+#include "engine/kernels/elementwise_bodies.h"
 
 namespace engine::kernels {
 
@@ -89,7 +95,8 @@ ENGINE_HOST_DEVICE T normalise(T x, T mean, T invstd, T scale, T shift) {
   return (x - mean) * invstd * scale + shift;
 }
 
-// y = (x - mean) * invstd * gamma + beta, per element; gamma/beta may be null.
+// y = (x - mean) * invstd * gamma + beta, per element; gamma/beta may be null;
+// then max(y, 0) where relu.
 template <class T>
 struct BatchNormApply {
   const T* x;
@@ -98,22 +105,33 @@ struct BatchNormApply {
   const T* gamma;
   const T* beta;
   int64_t c, hw;
+  bool relu;
   T* y;
   ENGINE_HOST_DEVICE void operator()(int64_t i) const {
     const int64_t ch = channel_of(i, c, hw);
     const T scale = gamma ? gamma[ch] : T(1);
     const T shift = beta ? beta[ch] : T(0);
-    y[i] = normalise(x[i], mean[ch], invstd[ch], scale, shift);
+    const T value = normalise(x[i], mean[ch], invstd[ch], scale, shift);
+    y[i] = relu ? relu_value(value) : value;
   }
 };
+
+// The gradient batch norm's output receives at element `at`: dy, or, with a
+// ReLU folded in (relu_output, the op's output, non-null), dy where the
+// output is > 0.
+template <class T>
+ENGINE_HOST_DEVICE T batch_norm_upstream(const T* dy, const T* relu_output, int64_t at) {
+  return relu_output ? relu_gradient(relu_output[at], dy[at]) : dy[at];
+}
 
 // dy of channel ch, as a double (summed for dbeta).
 template <class T>
 struct ChannelDy {
   const T* dy;
+  const T* relu_output;  // or null
   int64_t c, hw, ch;
   ENGINE_HOST_DEVICE double operator()(int64_t i) const {
-    return static_cast<double>(dy[channel_offset(i, ch, c, hw)]);
+    return static_cast<double>(batch_norm_upstream(dy, relu_output, channel_offset(i, ch, c, hw)));
   }
 };
 
@@ -122,11 +140,13 @@ template <class T>
 struct ChannelDyXhat {
   const T* x;
   const T* dy;
+  const T* relu_output;  // or null
   int64_t c, hw, ch;
   T mean, invstd;
   ENGINE_HOST_DEVICE double operator()(int64_t i) const {
     const int64_t at = channel_offset(i, ch, c, hw);
-    return static_cast<double>(dy[at]) * static_cast<double>((x[at] - mean) * invstd);
+    return static_cast<double>(batch_norm_upstream(dy, relu_output, at)) *
+           static_cast<double>((x[at] - mean) * invstd);
   }
 };
 
@@ -156,6 +176,7 @@ template <class T>
 struct BatchNormBackwardDx {
   const T* x;
   const T* dy;
+  const T* relu_output;  // or null
   const T* gamma;
   const T* save_mean;
   const T* save_invstd;
@@ -167,8 +188,8 @@ struct BatchNormBackwardDx {
     const int64_t ch = channel_of(i, c, hw);
     const T invstd = save_invstd[ch];
     const T scale = (gamma ? gamma[ch] : T(1)) * invstd;
-    dx[i] += batch_norm_dx(x[i], dy[i], save_mean[ch], invstd, scale, mean_dy[ch],
-                           mean_dy_xhat[ch]);
+    dx[i] += batch_norm_dx(x[i], batch_norm_upstream(dy, relu_output, i), save_mean[ch], invstd,
+                           scale, mean_dy[ch], mean_dy_xhat[ch]);
   }
 };
 

@@ -220,26 +220,37 @@ struct Scale {
   ENGINE_HOST_DEVICE void operator()(int64_t i) const { y[i] = alpha * x[i]; }
 };
 
-// y = max(x, 0); NaN stays NaN (as PyTorch), so diverging weights reach the loss.
+// max(x, 0) of one value; NaN stays NaN (as PyTorch), so diverging weights
+// reach the loss.
+template <class T>
+ENGINE_HOST_DEVICE T relu_value(T x) {
+  return x <= T(0) ? T(0) : x;
+}
+
+// ReLU's backward of one value: dy where the ReLU passed, x > 0 (or its output
+// y > 0: the same test). dy is read whether or not it passes: a select of two
+// loaded values vectorises, a conditional load is a branch per element that
+// the CPU mispredicts half the time on a ReLU's inputs.
+template <class T>
+ENGINE_HOST_DEVICE T relu_gradient(T x, T dy) {
+  return x > T(0) ? dy : T(0);
+}
+
+// y = max(x, 0)
 template <class T>
 struct ReluForward {
   const T* x;
   T* y;
-  ENGINE_HOST_DEVICE void operator()(int64_t i) const { y[i] = x[i] <= T(0) ? T(0) : x[i]; }
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const { y[i] = relu_value(x[i]); }
 };
 
-// dx += dy * (x > 0). dy is read whether or not it passes: a select of two
-// loaded values vectorises, a conditional load is a branch per element that
-// the CPU mispredicts half the time on a ReLU's inputs.
+// dx += dy * (x > 0)
 template <class T>
 struct ReluBackward {
   const T* x;
   const T* dy;
   T* dx;
-  ENGINE_HOST_DEVICE void operator()(int64_t i) const {
-    const T grad = dy[i];
-    dx[i] += x[i] > T(0) ? grad : T(0);
-  }
+  ENGINE_HOST_DEVICE void operator()(int64_t i) const { dx[i] += relu_gradient(x[i], dy[i]); }
 };
 
 }  // namespace engine::kernels
