@@ -5,6 +5,8 @@
 // the thread count and float32 sums of large batches keep their precision.
 // The per-channel finishing arithmetic and the per-element formulas are the
 // bodies shared with the CUDA backend (engine/kernels/batch_norm_bodies.h).
+#include <algorithm>
+
 #include "engine/cpu/cpu_kernels.h"
 #include "engine/kernels/batch_norm_bodies.h"
 
@@ -81,6 +83,62 @@ void CpuKernels<T>::batch_norm_forward_eval(int64_t n, int64_t c, int64_t hw, co
                       beta ? beta[ch] : T(0), relu, y);
 }
 
+// One channel of batch_norm_backward, with or without a ReLU folded in (a
+// copy of the loops for each, so that neither tests for the ReLU per element).
+template <bool kRelu, class T>
+void batch_norm_backward_channel(int64_t n, int64_t ch, int64_t c, int64_t hw, const T* x,
+                                 const T* dy, const T* relu_output, const T* gamma,
+                                 const T* save_mean, const T* save_invstd, T* dx, T* dgamma,
+                                 T* dbeta) {
+  // The gradient batch norm's output receives at element j of a row.
+  const auto upstream = [](const T* dys, const T* ys, int64_t j) {
+    if constexpr (kRelu) return kernels::relu_gradient(ys[j], dys[j]);
+    else return dys[j];
+  };
+  const T mean = save_mean[ch];
+  const T invstd = save_invstd[ch];
+  double sum_dy = 0, sum_dy_xhat = 0;
+  const auto add_to_sums = [&](const T* g, const T* xs, int64_t len) {
+    for (int64_t j = 0; j < len; ++j) {
+      sum_dy += g[j];
+      sum_dy_xhat += static_cast<double>(g[j]) * static_cast<double>((xs[j] - mean) * invstd);
+    }
+  };
+  for (int64_t b = 0; b < n; ++b) {
+    const int64_t at = offset(b, ch, c, hw);
+    if constexpr (kRelu) {
+      // ReLU's gradient a block at a time, then the sums over the block in
+      // order: in the sums' own loop, which cannot vectorise, the compiler
+      // makes the select a branch, mispredicted for half the outputs.
+      constexpr int64_t kBlock = 256;
+      T passed[kBlock];
+      for (int64_t j0 = 0; j0 < hw; j0 += kBlock) {
+        const int64_t len = std::min(kBlock, hw - j0);
+        for (int64_t j = 0; j < len; ++j) passed[j] = upstream(dy + at + j0, relu_output + at + j0, j);
+        add_to_sums(passed, x + at + j0, len);
+      }
+    } else {
+      add_to_sums(dy + at, x + at, hw);
+    }
+  }
+  if (dbeta) dbeta[ch] += static_cast<T>(sum_dy);
+  if (dgamma) dgamma[ch] += static_cast<T>(sum_dy_xhat);
+  if (!dx) return;
+  const T scale = (gamma ? gamma[ch] : T(1)) * invstd;
+  const T mean_dy = static_cast<T>(sum_dy / static_cast<double>(n * hw));
+  const T mean_dy_xhat = static_cast<T>(sum_dy_xhat / static_cast<double>(n * hw));
+  for (int64_t b = 0; b < n; ++b) {
+    const int64_t at = offset(b, ch, c, hw);
+    const T* xs = x + at;
+    const T* dys = dy + at;
+    const T* ys = kRelu ? relu_output + at : nullptr;
+    T* dxs = dx + at;
+    for (int64_t j = 0; j < hw; ++j)
+      dxs[j] += kernels::batch_norm_dx(xs[j], upstream(dys, ys, j), mean, invstd, scale, mean_dy,
+                                       mean_dy_xhat);
+  }
+}
+
 // x, dy (N,C,HW), relu_output (N,C,HW) or null, gamma (C) or null,
 // save_mean/invstd (C) -> dx (N,C,HW) +=, dgamma (C) +=, dbeta (C) +=  (each
 // skipped when null)
@@ -89,38 +147,21 @@ void CpuKernels<T>::batch_norm_forward_eval(int64_t n, int64_t c, int64_t hw, co
 //   dbeta = sum(dy), dgamma = sum(dy * xhat),
 //   dx = gamma * invstd * (dy - dbeta/M - xhat * dgamma/M)
 // (the mean and variance depend on every x of the channel, hence the two sums),
-// where dy is, with a ReLU folded in, dy where relu_output > 0.
+// where dy is, with a ReLU folded in, dy where relu_output > 0
+// (kernels::batch_norm_upstream, which the CUDA backend calls).
 template <class T>
 void CpuKernels<T>::batch_norm_backward(int64_t n, int64_t c, int64_t hw, const T* x,
                                         const T* dy, const T* relu_output, const T* gamma,
                                         const T* save_mean, const T* save_invstd, T* dx,
                                         T* dgamma, T* dbeta) const {
-  const int64_t count = n * hw;
 #pragma omp parallel for schedule(static) if (n * c * hw > kParallelGrain)
   for (int64_t ch = 0; ch < c; ++ch) {
-    const T mean = save_mean[ch];
-    const T invstd = save_invstd[ch];
-    double sum_dy = 0, sum_dy_xhat = 0;
-    for (int64_t b = 0; b < n; ++b) {
-      const int64_t at = offset(b, ch, c, hw);
-      for (int64_t j = 0; j < hw; ++j) {
-        const T g = kernels::batch_norm_upstream(dy, relu_output, at + j);
-        sum_dy += g;
-        sum_dy_xhat += static_cast<double>(g) * static_cast<double>((x[at + j] - mean) * invstd);
-      }
-    }
-    if (dbeta) dbeta[ch] += static_cast<T>(sum_dy);
-    if (dgamma) dgamma[ch] += static_cast<T>(sum_dy_xhat);
-    if (!dx) continue;
-    const T scale = (gamma ? gamma[ch] : T(1)) * invstd;
-    const T mean_dy = static_cast<T>(sum_dy / static_cast<double>(count));
-    const T mean_dy_xhat = static_cast<T>(sum_dy_xhat / static_cast<double>(count));
-    for (int64_t b = 0; b < n; ++b) {
-      const int64_t at = offset(b, ch, c, hw);
-      for (int64_t j = 0; j < hw; ++j)
-        dx[at + j] += kernels::batch_norm_dx(x[at + j], kernels::batch_norm_upstream(dy, relu_output, at + j),
-                                             mean, invstd, scale, mean_dy, mean_dy_xhat);
-    }
+    if (relu_output)
+      batch_norm_backward_channel<true>(n, ch, c, hw, x, dy, relu_output, gamma, save_mean,
+                                        save_invstd, dx, dgamma, dbeta);
+    else
+      batch_norm_backward_channel<false>(n, ch, c, hw, x, dy, relu_output, gamma, save_mean,
+                                         save_invstd, dx, dgamma, dbeta);
   }
 }
 
