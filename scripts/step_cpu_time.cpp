@@ -2,15 +2,23 @@
 // Adam 1e-3) of a layers-built network on random 32x32x3 images, 10 classes:
 // the fastest of STEPS steps, timed by this thread's CPU clock, so that time
 // spent descheduled on a shared machine does not count (run it with
-// OMP_NUM_THREADS=1: other threads' time is not on this clock). The step is
+// OMP_NUM_THREADS=1: other threads' time is not on this clock). With more
+// OpenMP threads it times the step by the wall clock instead (the fastest
+// step is then the one least disturbed by the machine's other work). The step is
 // bench's model step (experiments/bench.cpp); scripts/step-cpu-time.sh builds
 // this file against a build directory, so two commits can be compared. ARCH
 // conv:C:S times one 3x3, padding-1 conv layer C -> C on SxS maps instead:
 // forward and backward (weight, bias and input gradients, zeroed first) from
 // the loss sum(y * dy) for a fixed random dy, through ops every commit has.
+// ARCH dw:C:S times that layer's weight gradient alone, as conv2d sums it for
+// maps of more than 16 positions: the CPU backend's gemm_batched_sum of
+// dy_n cols_n^T over each chunk of images (as many as the backend's budget of
+// cols elements holds), on random operands.
 //
 //   step_cpu_time ARCH [STEPS] [BATCH]      e.g. step_cpu_time sena32 10 64
 //                                                step_cpu_time conv:512:2 10
+//                                                step_cpu_time dw:32:28 100
+#include <omp.h>
 #include <time.h>
 
 #include <algorithm>
@@ -22,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend.h"
 #include "engine/init.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
@@ -30,9 +39,9 @@
 
 namespace {
 
-double thread_cpu_seconds() {
+double seconds_on(clockid_t clock) {
   timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  clock_gettime(clock, &t);
   return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
@@ -57,14 +66,36 @@ int main(int argc, char** argv) try {
     return t;
   };
   std::function<void()> step;
-  if (arch.rfind("conv:", 0) == 0) {
+  const bool weight_gradient = arch.rfind("dw:", 0) == 0;
+  if (weight_gradient || arch.rfind("conv:", 0) == 0) {
     long long c = 0, size = 0;
     char tail = 0;
-    if (std::sscanf(arch.c_str(), "conv:%lld:%lld%c", &c, &size, &tail) != 2 || c < 1 || size < 1) {
-      std::fprintf(stderr, "%s: ARCH conv:C:S needs positive channels C and map size S, not %s\n", argv[0],
-                   arch.c_str());
+    if (std::sscanf(arch.c_str() + (weight_gradient ? 3 : 5), "%lld:%lld%c", &c, &size, &tail) != 2 ||
+        c < 1 || size < 1) {
+      std::fprintf(stderr, "%s: ARCH conv:C:S or dw:C:S needs positive channels C and map size S, not %s\n",
+                   argv[0], arch.c_str());
       return 2;
     }
+  }
+  if (weight_gradient) {
+    long long c = 0, size = 0;
+    std::sscanf(arch.c_str() + 3, "%lld:%lld", &c, &size);
+    const int64_t patch = 9 * c, positions = size * size;
+    const int64_t chunk = std::clamp<int64_t>(
+        engine::backend(engine::Device::cpu).conv_chunk_elements() / (patch * positions), 1, batch);
+    const engine::Tensor dy = random({batch, c, positions}), cols = random({batch, patch, positions});
+    engine::Tensor dw = engine::Tensor::zeros({c, patch});
+    step = [=]() mutable {
+      const engine::Kernels<float>& kern = engine::backend(engine::Device::cpu).f32();
+      for (int64_t first = 0; first < batch; first += chunk)
+        kern.gemm_batched_sum(false, true, c, patch, positions, 1.0f,
+                              dy.data<float>() + first * c * positions, c * positions,
+                              cols.data<float>() + first * patch * positions, patch * positions,
+                              dw.data<float>(), std::min(chunk, batch - first));
+    };
+  } else if (arch.rfind("conv:", 0) == 0) {
+    long long c = 0, size = 0;
+    std::sscanf(arch.c_str() + 5, "%lld:%lld", &c, &size);
     engine::Tensor x = random({batch, c, size, size}).set_requires_grad();
     engine::Tensor w = random({c, c, 3, 3}).set_requires_grad();
     engine::Tensor b = random({c}).set_requires_grad();
@@ -86,14 +117,20 @@ int main(int argc, char** argv) try {
       optimizer->step();
     };
   }
+  const int threads = omp_get_max_threads();
+  const clockid_t clock = threads == 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
   double best = 1e300;
   for (int s = 0; s < steps; ++s) {
-    const double start = thread_cpu_seconds();
+    const double start = seconds_on(clock);
     step();
-    best = std::min(best, thread_cpu_seconds() - start);
+    best = std::min(best, seconds_on(clock) - start);
   }
-  std::printf("%s batch %lld: %.1f ms of CPU per step (fastest of %d)\n", arch.c_str(),
-              static_cast<long long>(batch), best * 1e3, steps);
+  if (threads == 1)
+    std::printf("%s batch %lld: %.1f ms of CPU per step (fastest of %d)\n", arch.c_str(),
+                static_cast<long long>(batch), best * 1e3, steps);
+  else
+    std::printf("%s batch %lld: %.1f ms of wall time per step on %d threads (fastest of %d)\n",
+                arch.c_str(), static_cast<long long>(batch), best * 1e3, threads, steps);
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
