@@ -213,15 +213,17 @@ void CpuKernels<T>::gemm_batched_sum(bool trans_a, bool trans_b, int64_t m, int6
       }
       return bands.count * batch;
     };
-    const int64_t first = first_call(thread), last = first_call(thread + 1);  // [first, last)
-    for (int64_t band = last > first ? (last - 1) / batch : -1; band >= 0 && band >= first / batch; --band) {
-      const int64_t from = std::max(first, band * batch) - band * batch;
-      const int64_t to = std::min(last, (band + 1) * batch) - band * batch;
-      std::atomic<int64_t>& added = images_added[static_cast<size_t>(band)];
-      while (added.load(std::memory_order_acquire) < from) std::this_thread::yield();
-      for (int64_t image = from; image < to; ++image) add_product(band, image);
-      added.store(to, std::memory_order_release);
-    }
+    const int64_t first = first_call(thread), last = first_call(thread + 1);  // calls [first, last)
+    // The thread's bands from its last to its first, images [from, to) of each.
+    if (first < last)
+      for (int64_t band = (last - 1) / batch; band >= first / batch; --band) {
+        const int64_t from = std::max(first, band * batch) - band * batch;
+        const int64_t to = std::min(last, (band + 1) * batch) - band * batch;
+        std::atomic<int64_t>& added = images_added[static_cast<size_t>(band)];
+        while (added.load(std::memory_order_acquire) < from) std::this_thread::yield();
+        for (int64_t image = from; image < to; ++image) add_product(band, image);
+        added.store(to, std::memory_order_release);
+      }
   }
 }
 
