@@ -83,18 +83,14 @@ void CpuKernels<T>::batch_norm_forward_eval(int64_t n, int64_t c, int64_t hw, co
                       beta ? beta[ch] : T(0), relu, y);
 }
 
-// One channel of batch_norm_backward, with or without a ReLU folded in (a
-// copy of the loops for each, so that neither tests for the ReLU per element).
+// One channel of batch_norm_backward, with or without a ReLU folded in (an
+// instance for each, so that whether there is one is known when the loops
+// are compiled, not tested per element).
 template <bool kRelu, class T>
 void batch_norm_backward_channel(int64_t n, int64_t ch, int64_t c, int64_t hw, const T* x,
                                  const T* dy, const T* relu_output, const T* gamma,
                                  const T* save_mean, const T* save_invstd, T* dx, T* dgamma,
                                  T* dbeta) {
-  // The gradient batch norm's output receives at element j of a row.
-  const auto upstream = [](const T* dys, const T* ys, int64_t j) {
-    if constexpr (kRelu) return kernels::relu_gradient(ys[j], dys[j]);
-    else return dys[j];
-  };
   const T mean = save_mean[ch];
   const T invstd = save_invstd[ch];
   double sum_dy = 0, sum_dy_xhat = 0;
@@ -114,7 +110,8 @@ void batch_norm_backward_channel(int64_t n, int64_t ch, int64_t c, int64_t hw, c
       T passed[kBlock];
       for (int64_t j0 = 0; j0 < hw; j0 += kBlock) {
         const int64_t len = std::min(kBlock, hw - j0);
-        for (int64_t j = 0; j < len; ++j) passed[j] = upstream(dy + at + j0, relu_output + at + j0, j);
+        for (int64_t j = 0; j < len; ++j)
+          passed[j] = kernels::batch_norm_upstream(dy + at + j0, relu_output + at + j0, j);
         add_to_sums(passed, x + at + j0, len);
       }
     } else {
@@ -134,8 +131,8 @@ void batch_norm_backward_channel(int64_t n, int64_t ch, int64_t c, int64_t hw, c
     const T* ys = kRelu ? relu_output + at : nullptr;
     T* dxs = dx + at;
     for (int64_t j = 0; j < hw; ++j)
-      dxs[j] += kernels::batch_norm_dx(xs[j], upstream(dys, ys, j), mean, invstd, scale, mean_dy,
-                                       mean_dy_xhat);
+      dxs[j] += kernels::batch_norm_dx(xs[j], kernels::batch_norm_upstream(dys, ys, j), mean,
+                                       invstd, scale, mean_dy, mean_dy_xhat);
   }
 }
 
@@ -148,7 +145,7 @@ void batch_norm_backward_channel(int64_t n, int64_t ch, int64_t c, int64_t hw, c
 //   dx = gamma * invstd * (dy - dbeta/M - xhat * dgamma/M)
 // (the mean and variance depend on every x of the channel, hence the two sums),
 // where dy is, with a ReLU folded in, dy where relu_output > 0
-// (kernels::batch_norm_upstream, which the CUDA backend calls).
+// (kernels::batch_norm_upstream, as on the GPU).
 template <class T>
 void CpuKernels<T>::batch_norm_backward(int64_t n, int64_t c, int64_t hw, const T* x,
                                         const T* dy, const T* relu_output, const T* gamma,
