@@ -67,8 +67,9 @@ int main(int argc, char** argv) try {
   };
   std::function<void()> step;
   const bool weight_gradient = arch.rfind("dw:", 0) == 0;
-  if (weight_gradient || arch.rfind("conv:", 0) == 0) {
-    long long c = 0, size = 0;
+  const bool conv_layer = arch.rfind("conv:", 0) == 0;
+  long long c = 0, size = 0;  // of conv:C:S and dw:C:S
+  if (weight_gradient || conv_layer) {
     char tail = 0;
     if (std::sscanf(arch.c_str() + (weight_gradient ? 3 : 5), "%lld:%lld%c", &c, &size, &tail) != 2 ||
         c < 1 || size < 1) {
@@ -78,8 +79,6 @@ int main(int argc, char** argv) try {
     }
   }
   if (weight_gradient) {
-    long long c = 0, size = 0;
-    std::sscanf(arch.c_str() + 3, "%lld:%lld", &c, &size);
     const int64_t patch = 9 * c, positions = size * size;
     const int64_t chunk = std::clamp<int64_t>(
         engine::backend(engine::Device::cpu).conv_chunk_elements() / (patch * positions), 1, batch);
@@ -93,9 +92,7 @@ int main(int argc, char** argv) try {
                               cols.data<float>() + first * patch * positions, patch * positions,
                               dw.data<float>(), std::min(chunk, batch - first));
     };
-  } else if (arch.rfind("conv:", 0) == 0) {
-    long long c = 0, size = 0;
-    std::sscanf(arch.c_str() + 5, "%lld:%lld", &c, &size);
+  } else if (conv_layer) {
     engine::Tensor x = random({batch, c, size, size}).set_requires_grad();
     engine::Tensor w = random({c, c, 3, 3}).set_requires_grad();
     engine::Tensor b = random({c}).set_requires_grad();
