@@ -4,8 +4,9 @@
 // not depend on the thread count; this program shows why the band sizes may
 // not change either (for better balance across threads, say): it computes
 // C += op(A) op(B) in one call and again as bands of columns (several widths
-// and first offsets) or of rows, on shapes of conv2d's weight gradients and
-// others, and counts the layouts whose C differs from the one call's by a bit.
+// and first offsets) or of rows (1, 5, 16 and 64 at a time), on shapes of
+// conv2d's weight gradients and others, and counts, per product and in all,
+// the layouts whose C differs from the one call's by a bit.
 //
 //   g++ -O2 -std=c++20 scripts/gemm_band_bits.cpp -lopenblas -o /tmp/gemm_band_bits
 //   OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=Haswell /tmp/gemm_band_bits
@@ -46,7 +47,7 @@ int main() {
   std::normal_distribution<float> normal;
   // (OC, C*9, OH*OW) of sena32's and the VGGs' weight gradients, a LoRA
   // product of rank 4, and an odd shape.
-  const std::vector<std::array<int, 3>> shapes = {{32, 288, 784}, {64, 576, 196}, {32, 27, 900},
+  const std::vector<std::array<int, 3>> shapes = {{32, 288, 784}, {64, 576, 196}, {32, 27, 900}, {32, 27, 1024},
                                                   {64, 288, 169}, {512, 4608, 4}, {17, 100, 333}};
   int differ = 0, layouts = 0;
   for (const auto& [m, n, k] : shapes)
@@ -58,9 +59,10 @@ int main() {
       const std::vector<float> start(static_cast<size_t>(m) * n, 0.5f);
       std::vector<float> whole = start;
       p.columns(whole, 0, n);
-      auto count = [&](const std::vector<float>& c) {
+      int column_differ = 0, row_differ = 0;  // of this product's layouts
+      auto count = [&](const std::vector<float>& c, int& differ_here) {
         ++layouts;
-        if (std::memcmp(c.data(), whole.data(), c.size() * sizeof(float)) != 0) ++differ;
+        if (std::memcmp(c.data(), whole.data(), c.size() * sizeof(float)) != 0) ++differ, ++differ_here;
       };
       for (const int width : {1, 3, 7, 16, 32, 48, 64, 100})
         for (const int offset : {0, 1, 5, 16}) {
@@ -68,13 +70,15 @@ int main() {
           const int first = std::min(offset, n);
           p.columns(c, 0, first);
           for (int s = first; s < n; s += width) p.columns(c, s, std::min(width, n - s));
-          count(c);
+          count(c, column_differ);
         }
       for (const int height : {1, 5, 16, 64}) {
         std::vector<float> c = start;
         for (int s = 0; s < m; s += height) p.rows(c, s, std::min(height, m - s));
-        count(c);
+        count(c, row_differ);
       }
+      std::printf("C (%d,%d) += A (%d,%d) %s: %d of 32 column layouts, %d of 4 row layouts differ\n", m, n,
+                  m, k, trans_b ? "B^T" : "B", column_differ, row_differ);
     }
   std::printf("OpenBLAS kernel %s: %d of %d band layouts give C other bits than one call\n",
               openblas_get_corename(), differ, layouts);
