@@ -188,6 +188,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
     Tensor side = geo.side_by_side ? buffer(geo.chunk * patch * p) : Tensor();
     Tensor y_side = geo.side_by_side ? buffer(geo.chunk * oc * p) : Tensor();
     Tensor ones = Tensor::full({bias.defined() ? columns : 0}, 1.0, x.dtype(), x.device());
+    // Per image, every y_n starts as the same map b 1^T (OC, OH*OW): one rank-1
+    // product makes it, and each chunk copies it into its y_n (as linear seeds
+    // its rows), rather than a rank-1 product per image.
+    const bool seed_per_image = bias.defined() && !geo.side_by_side;
+    Tensor bias_map = buffer(seed_per_image ? oc * p : 0);
+    if (seed_per_image)
+      kern.gemm(false, false, oc, p, 1, T(1), bias.data<T>(), ones.data<T>(), T(0), bias_map.data<T>());
     for (int64_t first = 0; first < geo.batch; first += geo.chunk) {
       const int64_t b = std::min(geo.chunk, geo.batch - first);
       T* y_first = y.data<T>() + first * oc * p;
@@ -204,10 +211,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
         from_side_by_side(kern, y_side.data<T>(), oc, b, p, y_first);
         continue;
       }
-      // Seed each y_n with the bias as the rank-1 product b 1^T, then add W cols_n on top.
-      if (bias.defined())
-        kern.gemm_strided_batched(false, false, oc, p, 1, T(1), bias.data<T>(), 0,
-                                  ones.data<T>(), 0, T(0), y_first, oc * p, b);
+      // Seed each y_n with the bias map, then add W cols_n on top.
+      if (seed_per_image) kern.copy_blocks(y_first, oc * p, bias_map.data<T>(), 0, oc * p, b);
       kern.gemm_strided_batched(false, false, oc, p, patch, T(1), weight.data<T>(), 0,
                                 cols.data<T>(), patch * p, beta, y_first, oc * p, b);
     }
