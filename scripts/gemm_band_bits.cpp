@@ -45,10 +45,12 @@ struct Product {
 int main() {
   std::mt19937 gen(1);
   std::normal_distribution<float> normal;
-  // (OC, C*9, OH*OW) of sena32's and the VGGs' weight gradients, a LoRA
-  // product of rank 4, and an odd shape.
-  const std::vector<std::array<int, 3>> shapes = {{32, 288, 784}, {64, 576, 196}, {32, 27, 900}, {32, 27, 1024},
-                                                  {64, 288, 169}, {512, 4608, 4}, {17, 100, 333}};
+  // (OC, C*9, OH*OW) of conv2d's weight gradients (sena32's and the VGGs'
+  // inner layers, the small CNN's first layer at 30x30 and sena32's at 32x32),
+  // a LoRA product of rank 4, and an odd shape.
+  const std::vector<std::array<int, 3>> shapes = {{32, 288, 784}, {64, 576, 196}, {32, 27, 900},
+                                                  {32, 27, 1024}, {64, 288, 169}, {512, 4608, 4},
+                                                  {17, 100, 333}};
   int differ = 0, layouts = 0;
   for (const auto& [m, n, k] : shapes)
     for (const bool trans_b : {false, true}) {

@@ -33,16 +33,23 @@ std::vector<float> random_floats(size_t n, std::mt19937& gen) {
   return v;
 }
 
-// Seconds per call of call(i), i = 0..kImages-1: the fastest of 20 rounds.
-double seconds_per_call(const std::function<void(int)>& call) {
+// The fastest of `rounds` runs of f, in seconds.
+double fastest_seconds(int rounds, const std::function<void()>& f) {
   double best = 1e30;
-  for (int round = 0; round < 20; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     const auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < kImages; ++i) call(i);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    best = std::min(best, s / kImages);
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return best;
+}
+
+// Seconds per call of call(i), i = 0..kImages-1: the fastest of 20 rounds.
+double seconds_per_call(const std::function<void(int)>& call) {
+  return fastest_seconds(20, [&] {
+           for (int i = 0; i < kImages; ++i) call(i);
+         }) /
+         kImages;
 }
 
 void report(const char* name, double flops, double seconds) {
@@ -56,16 +63,13 @@ int main() {
   std::printf("OpenBLAS kernel %s, one call per product\n", openblas_get_corename());
   {
     const int n = 2048;
-    const std::vector<float> a = random_floats(static_cast<size_t>(n) * n, gen), b = random_floats(static_cast<size_t>(n) * n, gen);
-    std::vector<float> c(static_cast<size_t>(n) * n);
-    double best = 1e30;
-    for (int round = 0; round < 5; ++round) {
-      const auto start = std::chrono::steady_clock::now();
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f,
-                  c.data(), n);
-      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    }
-    report("C (2048,2048) = A (2048,2048) B (2048,2048)", 2.0 * n * n * n, best);
+    const size_t size = static_cast<size_t>(n) * n;
+    const std::vector<float> a = random_floats(size, gen), b = random_floats(size, gen);
+    std::vector<float> c(size);
+    report("C (2048,2048) = A (2048,2048) B (2048,2048)", 2.0 * n * n * n, fastest_seconds(5, [&] {
+             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, b.data(), n,
+                         0.f, c.data(), n);
+           }));
   }
   const int patch = 27, positions = 1024;
   for (const int oc : {32, 64}) {
@@ -85,11 +89,13 @@ int main() {
     report("weight gradient: dW += dy_n cols_n^T", product_flops, seconds_per_call([&](int i) {
              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, patch, positions, 1.f,
                          dy.data() + static_cast<size_t>(i) * oc * positions, positions,
-                         cols.data() + static_cast<size_t>(i) * patch * positions, positions, 1.f, dw.data(), patch);
+                         cols.data() + static_cast<size_t>(i) * patch * positions, positions, 1.f, dw.data(),
+                         patch);
            }));
     report("bias gradient: db += dy_n 1", 2.0 * oc * positions, seconds_per_call([&](int i) {
              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, 1, positions, 1.f,
-                         dy.data() + static_cast<size_t>(i) * oc * positions, positions, ones.data(), 1, 1.f, db.data(), 1);
+                         dy.data() + static_cast<size_t>(i) * oc * positions, positions, ones.data(), 1, 1.f,
+                         db.data(), 1);
            }));
   }
   return 0;
