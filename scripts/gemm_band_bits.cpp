@@ -42,7 +42,11 @@ struct Product {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) {
+    std::fprintf(stderr, "usage: %s (it takes no arguments; OPENBLAS_CORETYPE picks the kernels)\n", argv[0]);
+    return 2;
+  }
   std::mt19937 gen(1);
   std::normal_distribution<float> normal;
   // (OC, C*9, OH*OW) of conv2d's weight gradients (sena32's and the VGGs'

@@ -58,7 +58,11 @@ void report(const char* name, double flops, double seconds) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) {
+    std::fprintf(stderr, "usage: %s (it takes no arguments; OPENBLAS_CORETYPE picks the kernels)\n", argv[0]);
+    return 2;
+  }
   std::mt19937 gen(1);
   std::printf("OpenBLAS kernel %s, one call per product\n", openblas_get_corename());
   {
